@@ -1,0 +1,1 @@
+"""Networks (towers, fusion), the LightningModule and the baselines."""

@@ -1,0 +1,105 @@
+"""User and movie towers: ids and features in, one vector per user or movie out.
+
+Feature matrices live in the towers as buffers, so a batch carries only indices, the checkpoint
+is self-contained for recommendation, and the movie tower can encode the whole catalog at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float) -> nn.Sequential:
+    """`layers` hidden blocks of Linear -> GELU -> Dropout, then a Linear to `out_dim`."""
+    blocks: list[nn.Module] = []
+    width = in_dim
+    for _ in range(layers):
+        blocks += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
+        width = hidden
+    blocks.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*blocks)
+
+
+class UserTower(nn.Module):
+    """id embedding + (mean, count, per-genre shares and tastes) -> MLP -> out_dim."""
+
+    def __init__(
+        self, n_users: int, n_features: int, embed_dim: int, hidden: int, out_dim: int,
+        layers: int, dropout: float, use_ids: bool = True, use_features: bool = True,
+    ):
+        super().__init__()
+        if not (use_ids or use_features):
+            raise ValueError("the user tower needs ids or features (or both)")
+        self.embedding = nn.Embedding(n_users, embed_dim) if use_ids else None
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=0.05)
+        self.register_buffer("features", torch.zeros(n_users, n_features if use_features else 0))
+        in_dim = (embed_dim if use_ids else 0) + self.features.shape[1]
+        self.net = mlp(in_dim, hidden, out_dim, layers, dropout)
+
+    def forward(self, user: torch.Tensor) -> torch.Tensor:
+        parts = [self.features[user]]
+        if self.embedding is not None:
+            parts.append(self.embedding(user))
+        return self.net(torch.cat(parts, dim=-1))
+
+
+class MovieTower(nn.Module):
+    """id embedding + genres/numeric metadata + a bag of people embeddings -> MLP -> out_dim.
+
+    People (directors, writers, top cast) are an EmbeddingBag over a padded [movies, P] id
+    matrix: padding entries are excluded from the mean, so a movie with no known people
+    contributes a zero vector rather than noise.
+    """
+
+    def __init__(
+        self, n_movies: int, n_features: int, n_people: int, max_people: int, embed_dim: int,
+        hidden: int, out_dim: int, layers: int, dropout: float,
+        use_ids: bool = True, use_features: bool = True, use_people: bool = True,
+    ):
+        super().__init__()
+        use_people = use_people and n_people > 0 and max_people > 0
+        if not (use_ids or use_features or use_people):
+            raise ValueError("the movie tower needs ids, features or people")
+        self.embedding = nn.Embedding(n_movies, embed_dim) if use_ids else None
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=0.05)
+        self.register_buffer("features", torch.zeros(n_movies, n_features if use_features else 0))
+        self.people = (
+            nn.EmbeddingBag(n_people + 1, embed_dim, mode="mean", padding_idx=n_people)
+            if use_people else None
+        )
+        if self.people is not None:
+            nn.init.normal_(self.people.weight, std=0.05)
+        self.register_buffer(
+            "people_ids",
+            torch.full((n_movies, max_people if use_people else 0), n_people, dtype=torch.long),
+        )
+        in_dim = (
+            (embed_dim if use_ids else 0) + self.features.shape[1]
+            + (embed_dim if use_people else 0)
+        )
+        self.net = mlp(in_dim, hidden, out_dim, layers, dropout)
+
+    def set_people(self, offsets: np.ndarray, index: np.ndarray) -> None:
+        """Fill the padded people matrix from CSR bags (longer bags are truncated)."""
+        if self.people is None:
+            return
+        n_movies, width = self.people_ids.shape
+        lengths = np.minimum(np.diff(offsets), width)
+        rows = np.repeat(np.arange(n_movies), lengths)
+        cols = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        source = np.repeat(offsets[:-1], lengths) + cols
+        self.people_ids[torch.from_numpy(rows), torch.from_numpy(cols)] = torch.from_numpy(
+            index[source].astype(np.int64)
+        )
+
+    def forward(self, movie: torch.Tensor) -> torch.Tensor:
+        parts = [self.features[movie]]
+        if self.embedding is not None:
+            parts.append(self.embedding(movie))
+        if self.people is not None:
+            parts.append(self.people(self.people_ids[movie]))
+        return self.net(torch.cat(parts, dim=-1))

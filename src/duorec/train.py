@@ -1,0 +1,117 @@
+"""`python -m duorec.train`: prepare data, fit, test the best checkpoint, evaluate, report.
+
+A thin entry point in the lightning-hydra-template manner: compose the config, instantiate,
+call. Every number in metrics.json comes from `duorec.evaluation.evaluate`, the same code path
+`python -m duorec.evaluate` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from duorec.cli import friendly_errors
+from duorec.data.build import prepare_dataset
+from duorec.data.datamodule import PairDataModule
+from duorec.io import atomic_path
+
+log = logging.getLogger("duorec.train")
+
+LOADER_KEYS = ("pair_weighting", "samples_per_epoch", "batch_size", "eval_batch_size",
+               "eval_max_triples", "num_workers")
+
+
+def build_datamodule(cfg: DictConfig) -> PairDataModule:
+    prepared = prepare_dataset(cfg.data, cfg.paths.cache_dir)
+    log.info("%s data set %s (%.1f s): %s", "cached" if prepared.from_cache else "prepared",
+             prepared.dataset.manifest["name"], prepared.seconds, prepared.folder)
+    loader = {k: cfg.data[k] for k in LOADER_KEYS}
+    return PairDataModule(prepared.dataset, seed=cfg.seed, **loader)
+
+
+def instantiate_list(group: DictConfig | None) -> list[Any]:
+    """Callbacks / loggers: each entry of the group that has a `_target_`."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c and "_target_" in c]
+
+
+def log_config(loggers: list[Any], cfg: DictConfig) -> None:
+    """Give every logger the resolved config: a W&B run is only comparable with it."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test and evaluate; return the metrics dictionary also written to metrics.json."""
+    from duorec.evaluation import evaluate
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    dataset = datamodule.dataset
+    # partial first: Hydra would turn the dataset (a dataclass) into a config node
+    build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
+    model = build_model(dataset=dataset, optim=OmegaConf.to_container(cfg.optim, resolve=True))
+    model.dataset_reference = dataset_reference(cfg, datamodule)
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = instantiate_list(cfg.get("logger"))
+    log_config(loggers, cfg)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks,
+                                                 logger=loggers or False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    out_dir = Path(cfg.paths.output_dir)
+    result: dict[str, Any] = {
+        "val": {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items()
+                if k.startswith("val/")},
+    }
+    if not trainer.is_global_zero:
+        return result
+    checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if checkpoint:
+        model = type(model).load_from_checkpoint(checkpoint)
+        log.info("best checkpoint: %s", checkpoint)
+    if cfg.get("test"):
+        result.update(evaluate(model, datamodule, targets=cfg.get("eval_targets")))
+        result["checkpoint"] = checkpoint or None
+        result["optimized_metric"] = cfg.get("optimized_metric")
+        with atomic_path(out_dir / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+        log.info("metrics: %s", out_dir / "metrics.json")
+    for logger in loggers:
+        logger.log_metrics({f"final/{k}": v for k, v in result.get("test", {}).items()
+                            if isinstance(v, float)})
+        logger.finalize("success")
+    print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
+    return result
+
+
+def dataset_reference(cfg: DictConfig, datamodule: PairDataModule) -> dict[str, Any]:
+    """What a checkpoint needs to find its data again: the data config and the cache key."""
+    manifest = datamodule.dataset.manifest
+    return {
+        "name": manifest.get("name"), "cache_key": manifest.get("cache_key"),
+        "n_users": manifest.get("n_users"), "n_movies": manifest.get("n_movies"),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "cache_dir": str(cfg.paths.cache_dir),
+    }
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@friendly_errors("duorec.train")
+def main(cfg: DictConfig) -> float | None:
+    result = train(cfg)
+    metric = cfg.get("optimized_metric")
+    if metric and metric.startswith("val/"):
+        return result["val"].get(metric.split("/", 1)[1])
+    return None
+
+
+if __name__ == "__main__":
+    main()
