@@ -40,7 +40,11 @@ def evaluate(model: DuoModule, datamodule: PairDataModule, targets: Any = None) 
 
     def reg(pred: np.ndarray) -> dict[str, float]:
         mse = float(np.mean((pred - target) ** 2))
-        return {"pair_rmse": mse ** 0.5, "pair_mae": float(np.mean(np.abs(pred - target))),
-                "scaled_mse": mse / (high - low) ** 2, "n_triples": len(target)}
+        return {
+            "pair_rmse": mse**0.5,
+            "pair_mae": float(np.mean(np.abs(pred - target))),
+            "scaled_mse": mse / (high - low) ** 2,
+            "n_triples": len(target),
+        }
 
     return {"test": reg(pair), "baselines": {"global_mean": reg(np.full_like(target, mu))}}

@@ -43,10 +43,17 @@ def main(cfg: DictConfig) -> None:
     m = ds.manifest
     how = "loaded from cache" if prepared.from_cache else "built"
     log.info("%s %s in %.1f s: %s", how, m["name"], prepared.seconds, prepared.folder)
-    log.info("%d users, %d movies, %d ratings (train/val/test %s), %d people in the vocabulary",
-             m["n_users"], m["n_movies"], m["n_ratings"], m["split_sizes"], m["n_people"])
-    log.info("features: %d per user, %d per movie", ds.features.user.shape[1],
-             ds.features.movie.shape[1])
+    log.info(
+        "%d users, %d movies, %d ratings (train/val/test %s), %d people in the vocabulary",
+        m["n_users"],
+        m["n_movies"],
+        m["n_ratings"],
+        m["split_sizes"],
+        m["n_people"],
+    )
+    log.info(
+        "features: %d per user, %d per movie", ds.features.user.shape[1], ds.features.movie.shape[1]
+    )
     report = m.get("merge_report")
     if report:
         log.info("merge: %s", json.dumps(report))

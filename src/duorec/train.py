@@ -23,14 +23,25 @@ from duorec.io import atomic_path
 
 log = logging.getLogger("duorec.train")
 
-LOADER_KEYS = ("pair_weighting", "samples_per_epoch", "batch_size", "eval_batch_size",
-               "eval_max_triples", "num_workers")
+LOADER_KEYS = (
+    "pair_weighting",
+    "samples_per_epoch",
+    "batch_size",
+    "eval_batch_size",
+    "eval_max_triples",
+    "num_workers",
+)
 
 
 def build_datamodule(cfg: DictConfig) -> PairDataModule:
     prepared = prepare_dataset(cfg.data, cfg.paths.cache_dir)
-    log.info("%s data set %s (%.1f s): %s", "cached" if prepared.from_cache else "prepared",
-             prepared.dataset.manifest["name"], prepared.seconds, prepared.folder)
+    log.info(
+        "%s data set %s (%.1f s): %s",
+        "cached" if prepared.from_cache else "prepared",
+        prepared.dataset.manifest["name"],
+        prepared.seconds,
+        prepared.folder,
+    )
     loader = {k: cfg.data[k] for k in LOADER_KEYS}
     return PairDataModule(prepared.dataset, seed=cfg.seed, **loader)
 
@@ -63,13 +74,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     log_config(loggers, cfg)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks,
-                                                 logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     out_dir = Path(cfg.paths.output_dir)
     result: dict[str, Any] = {
-        "val": {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items()
-                if k.startswith("val/")},
+        "val": {
+            k.split("/", 1)[1]: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("val/")
+        },
     }
     if not trainer.is_global_zero:
         return result
@@ -85,8 +100,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             tmp.write_text(json.dumps(result, indent=2))
         log.info("metrics: %s", out_dir / "metrics.json")
     for logger in loggers:
-        logger.log_metrics({f"final/{k}": v for k, v in result.get("test", {}).items()
-                            if isinstance(v, float)})
+        logger.log_metrics(
+            {f"final/{k}": v for k, v in result.get("test", {}).items() if isinstance(v, float)}
+        )
         logger.finalize("success")
     print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
     return result
@@ -96,8 +112,10 @@ def dataset_reference(cfg: DictConfig, datamodule: PairDataModule) -> dict[str, 
     """What a checkpoint needs to find its data again: the data config and the cache key."""
     manifest = datamodule.dataset.manifest
     return {
-        "name": manifest.get("name"), "cache_key": manifest.get("cache_key"),
-        "n_users": manifest.get("n_users"), "n_movies": manifest.get("n_movies"),
+        "name": manifest.get("name"),
+        "cache_key": manifest.get("cache_key"),
+        "n_users": manifest.get("n_users"),
+        "n_movies": manifest.get("n_movies"),
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "cache_dir": str(cfg.paths.cache_dir),
     }

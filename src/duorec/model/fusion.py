@@ -50,13 +50,24 @@ class SymmetricFusion(nn.Module):
         self.net = mlp(4 * dim + 2, hidden, 1, layers, dropout)
 
     def forward(
-        self, user_a: torch.Tensor, user_b: torch.Tensor, movie: torch.Tensor,
-        rating_a: torch.Tensor, rating_b: torch.Tensor,
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie: torch.Tensor,
+        rating_a: torch.Tensor,
+        rating_b: torch.Tensor,
     ) -> torch.Tensor:
         together = user_a + user_b
-        inputs = torch.cat([
-            together, user_a * user_b, (user_a - user_b).abs(), together * movie,
-            (rating_a + rating_b)[:, None], (rating_a - rating_b).abs()[:, None],
-        ], dim=-1)
+        inputs = torch.cat(
+            [
+                together,
+                user_a * user_b,
+                (user_a - user_b).abs(),
+                together * movie,
+                (rating_a + rating_b)[:, None],
+                (rating_a - rating_b).abs()[:, None],
+            ],
+            dim=-1,
+        )
         correction = self.net(inputs).squeeze(-1)
         return aggregate(rating_a, rating_b, self.target) + correction

@@ -21,6 +21,16 @@ from duorec.model.fusion import IndividualHead, SymmetricFusion, aggregate
 from duorec.model.towers import MovieTower, UserTower
 
 
+def encode_unique(tower: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Run a tower once per distinct id of the batch and scatter back.
+
+    Popular movies and active users repeat many times in a batch of triples (each user twice
+    per pair at least), so this cuts tower work several-fold at the cost of one sort.
+    """
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    return tower(unique)[inverse]
+
+
 class DuoModule(L.LightningModule):
     """Predicts a pair's rating of a movie; see the module docstring for the scale."""
 
@@ -49,12 +59,29 @@ class DuoModule(L.LightningModule):
         self.save_hyperparameters()
         self.r_min, self.r_max = float(rating_range[0]), float(rating_range[1])
         self.user_tower = UserTower(
-            n_users, n_user_features, embed_dim, hidden, out_dim, layers, dropout,
-            use_ids, use_features,
+            n_users,
+            n_user_features,
+            embed_dim,
+            hidden,
+            out_dim,
+            layers,
+            dropout,
+            use_ids,
+            use_features,
         )
         self.movie_tower = MovieTower(
-            n_movies, n_movie_features, n_people, max_people, embed_dim, hidden, out_dim,
-            layers, dropout, use_ids, use_features, use_people,
+            n_movies,
+            n_movie_features,
+            n_people,
+            max_people,
+            embed_dim,
+            hidden,
+            out_dim,
+            layers,
+            dropout,
+            use_ids,
+            use_features,
+            use_people,
         )
         self.individual = IndividualHead(out_dim, hidden, dropout)
         self.fusion = SymmetricFusion(out_dim, hidden, layers, dropout, target)
@@ -77,10 +104,14 @@ class DuoModule(L.LightningModule):
         f = dataset.features
         max_people = int(np.diff(f.people_offsets).max(initial=0))
         module = cls(
-            n_users=dataset.n_users, n_movies=dataset.n_movies,
-            n_user_features=f.user.shape[1], n_movie_features=f.movie.shape[1],
-            n_people=len(f.people_vocab), max_people=min(max_people, 32),
-            rating_range=dataset.rating_range, **kwargs,
+            n_users=dataset.n_users,
+            n_movies=dataset.n_movies,
+            n_user_features=f.user.shape[1],
+            n_movie_features=f.movie.shape[1],
+            n_people=len(f.people_vocab),
+            max_people=min(max_people, 32),
+            rating_range=dataset.rating_range,
+            **kwargs,
         )
         with torch.no_grad():
             if module.user_tower.features.shape[1]:
@@ -101,7 +132,10 @@ class DuoModule(L.LightningModule):
     # ------------------------------------------------------------------ forward
 
     def forward(
-        self, user_a: torch.Tensor, user_b: torch.Tensor, movie: torch.Tensor,
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie: torch.Tensor,
         movie_vectors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scaled predictions (pair, person a, person b) for aligned index tensors.
@@ -109,8 +143,9 @@ class DuoModule(L.LightningModule):
         `movie_vectors` lets recommendation pass the movie tower's output for the whole catalog,
         computed once, instead of re-encoding the same movies for every pair.
         """
-        ua, ub = self.user_tower(user_a), self.user_tower(user_b)
-        mv = self.movie_tower(movie) if movie_vectors is None else movie_vectors
+        users = encode_unique(self.user_tower, torch.cat([user_a, user_b]))
+        ua, ub = users[: len(user_a)], users[len(user_a) :]
+        mv = encode_unique(self.movie_tower, movie) if movie_vectors is None else movie_vectors
         ra, rb = self.individual(ua, mv), self.individual(ub, mv)
         return self.fusion(ua, ub, mv, ra, rb), ra, rb
 
@@ -127,7 +162,9 @@ class DuoModule(L.LightningModule):
         loss = pair_loss + self.hparams.individual_weight * individual_loss
         self.log_dict(
             {"train/loss": loss, "train/pair_scaled_mse": pair_loss},
-            on_step=True, on_epoch=True, batch_size=len(pair),
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(pair),
         )
         return loss
 
@@ -138,11 +175,14 @@ class DuoModule(L.LightningModule):
     def _log_metrics(self, metrics: MetricCollection, prefix: str) -> None:
         values = metrics.compute()
         mse = values[f"{prefix}/mse"]
-        self.log_dict({
-            f"{prefix}/pair_rmse": mse.sqrt(),
-            f"{prefix}/pair_mae": values[f"{prefix}/mae"],
-            f"{prefix}/scaled_mse": mse / (self.r_max - self.r_min) ** 2,
-        }, sync_dist=False)
+        self.log_dict(
+            {
+                f"{prefix}/pair_rmse": mse.sqrt(),
+                f"{prefix}/pair_mae": values[f"{prefix}/mae"],
+                f"{prefix}/scaled_mse": mse / (self.r_max - self.r_min) ** 2,
+            },
+            sync_dist=False,
+        )
         metrics.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -162,7 +202,8 @@ class DuoModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optim = dict(self.hparams.optim or {})
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=optim.get("lr", 1e-3),
+            self.parameters(),
+            lr=optim.get("lr", 1e-3),
             weight_decay=optim.get("weight_decay", 0.0),
         )
         scheduler = optim.get("scheduler") or "none"
@@ -173,7 +214,9 @@ class DuoModule(L.LightningModule):
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
         elif scheduler == "onecycle":
             schedule = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=optim.get("lr", 1e-3), total_steps=max(steps, 1),
+                optimizer,
+                max_lr=optim.get("lr", 1e-3),
+                total_steps=max(steps, 1),
                 pct_start=optim.get("warmup_fraction", 0.1),
             )
         else:

@@ -26,8 +26,16 @@ class UserTower(nn.Module):
     """id embedding + (mean, count, per-genre shares and tastes) -> MLP -> out_dim."""
 
     def __init__(
-        self, n_users: int, n_features: int, embed_dim: int, hidden: int, out_dim: int,
-        layers: int, dropout: float, use_ids: bool = True, use_features: bool = True,
+        self,
+        n_users: int,
+        n_features: int,
+        embed_dim: int,
+        hidden: int,
+        out_dim: int,
+        layers: int,
+        dropout: float,
+        use_ids: bool = True,
+        use_features: bool = True,
     ):
         super().__init__()
         if not (use_ids or use_features):
@@ -55,9 +63,19 @@ class MovieTower(nn.Module):
     """
 
     def __init__(
-        self, n_movies: int, n_features: int, n_people: int, max_people: int, embed_dim: int,
-        hidden: int, out_dim: int, layers: int, dropout: float,
-        use_ids: bool = True, use_features: bool = True, use_people: bool = True,
+        self,
+        n_movies: int,
+        n_features: int,
+        n_people: int,
+        max_people: int,
+        embed_dim: int,
+        hidden: int,
+        out_dim: int,
+        layers: int,
+        dropout: float,
+        use_ids: bool = True,
+        use_features: bool = True,
+        use_people: bool = True,
     ):
         super().__init__()
         use_people = use_people and n_people > 0 and max_people > 0
@@ -69,7 +87,8 @@ class MovieTower(nn.Module):
         self.register_buffer("features", torch.zeros(n_movies, n_features if use_features else 0))
         self.people = (
             nn.EmbeddingBag(n_people + 1, embed_dim, mode="mean", padding_idx=n_people)
-            if use_people else None
+            if use_people
+            else None
         )
         if self.people is not None:
             nn.init.normal_(self.people.weight, std=0.05)
@@ -78,7 +97,8 @@ class MovieTower(nn.Module):
             torch.full((n_movies, max_people if use_people else 0), n_people, dtype=torch.long),
         )
         in_dim = (
-            (embed_dim if use_ids else 0) + self.features.shape[1]
+            (embed_dim if use_ids else 0)
+            + self.features.shape[1]
             + (embed_dim if use_people else 0)
         )
         self.net = mlp(in_dim, hidden, out_dim, layers, dropout)

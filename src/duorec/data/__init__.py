@@ -1,0 +1,1 @@
+"""Data path: raw files -> validated frames -> merged catalog -> split -> features -> pairs."""

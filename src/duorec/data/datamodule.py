@@ -1,0 +1,158 @@
+"""LightningDataModule serving lazily sampled training triples and fixed evaluation triples.
+
+Training batches are drawn whole, vectorised, by a map-style dataset whose index is
+(epoch, batch number): batch k of epoch e on rank r is always drawn from
+`default_rng([seed, e, r, k])`, whatever the number of workers. So streams are reproducible,
+differ between DDP ranks and epochs, and a run resumed at an epoch boundary continues the
+exact stream an uninterrupted run would have drawn. Lightning calls `set_epoch` on the sampler.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from duorec.data.pairs import PairSampler, RaterIndex, Triples, evaluation_triples
+from duorec.data.prepared import PreparedDataset
+from duorec.data.split import SPLIT_NAMES
+
+
+def triples_to_batch(triples: Triples) -> dict[str, torch.Tensor]:
+    return {
+        "user_a": torch.from_numpy(triples.user_a.astype(np.int64)),
+        "user_b": torch.from_numpy(triples.user_b.astype(np.int64)),
+        "movie": torch.from_numpy(triples.movie.astype(np.int64)),
+        "rating_a": torch.from_numpy(triples.rating_a.astype(np.float32)),
+        "rating_b": torch.from_numpy(triples.rating_b.astype(np.float32)),
+    }
+
+
+class EpochBatchSampler(Sampler):
+    """Yields (epoch, batch number) keys; knows the epoch because Lightning tells it."""
+
+    def __init__(self, n_batches: int):
+        self.n_batches = n_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter([(self.epoch, k) for k in range(self.n_batches)])
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+
+class SampledPairBatches(Dataset):
+    """Batch (epoch, k) of training triples, drawn with a seed derived from its key and rank."""
+
+    def __init__(self, sampler: PairSampler, batch_size: int, seed: int, rank: int = 0):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+
+    def draw(self, epoch: int, k: int) -> Triples:
+        rng = np.random.default_rng([self.seed, epoch, self.rank, k])
+        return self.sampler.draw(self.batch_size, rng)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        return triples_to_batch(self.draw(*key))
+
+
+class FixedTripleBatches(Dataset):
+    """Contiguous batches of a fixed triple set; rank r of w takes batches r, r + w, ..."""
+
+    def __init__(self, triples: Triples, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.triples = triples
+        starts = np.arange(0, len(triples), batch_size)[rank::world_size]
+        self.slices = [slice(s, min(s + batch_size, len(triples))) for s in starts]
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return triples_to_batch(self.triples.take(self.slices[i]))
+
+
+class PairDataModule(L.LightningDataModule):
+    """Training triples drawn lazily from train ratings; val/test triples fixed per split."""
+
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        pair_weighting: str = "pairs",
+        samples_per_epoch: int = 500_000,
+        batch_size: int = 2048,
+        eval_batch_size: int = 8192,
+        eval_max_triples: int | None = 200_000,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.dataset = dataset
+        self.pair_weighting = pair_weighting
+        self.samples_per_epoch = samples_per_epoch
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.eval_max_triples = eval_max_triples
+        self.num_workers = num_workers
+        self.seed = seed
+        self.indexes: dict[str, RaterIndex] = {}
+        self.triples: dict[str, Triples] = {}
+
+    def rater_index(self, split: str) -> RaterIndex:
+        if split not in self.indexes:
+            r = self.dataset.split(split)
+            self.indexes[split] = RaterIndex(
+                r["user"].to_numpy(),
+                r["movie"].to_numpy(),
+                r["rating"].to_numpy(),
+                self.dataset.n_movies,
+            )
+        return self.indexes[split]
+
+    def evaluation_triples(self, split: str) -> Triples:
+        """The fixed triples of 'val' or 'test' (a seeded sample if there are too many)."""
+        if split not in self.triples:
+            seed = self.seed * 10 + SPLIT_NAMES[split]
+            self.triples[split] = evaluation_triples(
+                self.rater_index(split), self.eval_max_triples, seed
+            )
+        return self.triples[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_sampler = PairSampler(self.rater_index("train"), self.pair_weighting)
+        for split in ("val", "test"):
+            self.evaluation_triples(split)
+
+    @property
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank_world
+        n_batches = max(1, self.samples_per_epoch // (self.batch_size * world))
+        batches = SampledPairBatches(self.train_sampler, self.batch_size, self.seed, rank)
+        return DataLoader(
+            batches,
+            batch_size=None,
+            sampler=EpochBatchSampler(n_batches),
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
+
+    def _fixed_loader(self, split: str) -> DataLoader:
+        rank, world = self._rank_world
+        batches = FixedTripleBatches(self.triples[split], self.eval_batch_size, rank, world)
+        return DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._fixed_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._fixed_loader("test")

@@ -1,0 +1,148 @@
+"""Pair triples (user a, user b, movie): sampled lazily for training, fixed for evaluation.
+
+The pairs of a movie's raters grow with the square of its audience (billions on MovieLens-32M),
+so training never lists them. A CSR index movie -> raters is enough to draw a batch at once:
+pick movies by weight, then two distinct raters of each. With `pairs` weighting (a movie's
+weight is its number of rater pairs) every triple (a < b, m) is equally likely, which is
+exactly what enumerating all pairs and sampling uniformly would give. Cost O(batch) per draw,
+memory O(ratings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WEIGHTINGS = ("pairs", "ratings", "uniform")
+
+
+@dataclass
+class Triples:
+    """Columns of pair triples; ratings are the two people's individual ratings."""
+
+    user_a: np.ndarray
+    user_b: np.ndarray
+    movie: np.ndarray
+    rating_a: np.ndarray
+    rating_b: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.movie)
+
+    def take(self, index: np.ndarray) -> Triples:
+        return Triples(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    def ordered(self) -> Triples:
+        """The same triples with user_a < user_b, the canonical form of an unordered pair."""
+        swap = self.user_a > self.user_b
+        return Triples(
+            np.where(swap, self.user_b, self.user_a),
+            np.where(swap, self.user_a, self.user_b),
+            self.movie,
+            np.where(swap, self.rating_b, self.rating_a),
+            np.where(swap, self.rating_a, self.rating_b),
+        )
+
+
+class RaterIndex:
+    """CSR index of each movie's raters in one split, with per-movie sampling weights."""
+
+    def __init__(self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_movies: int):
+        order = np.argsort(movie, kind="stable")
+        self.raters = user[order].astype(np.int64)
+        self.ratings = rating[order].astype(np.float32)
+        counts = np.bincount(movie, minlength=n_movies).astype(np.int64)
+        self.indptr = np.zeros(n_movies + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.indptr[1:])
+        self.counts = counts
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of (a < b, movie) triples: what enumeration would have produced."""
+        c = self.counts
+        return int((c * (c - 1) // 2).sum())
+
+    def weights(self, weighting: str) -> np.ndarray:
+        """Unnormalised movie weights; movies with fewer than two raters get zero."""
+        c = self.counts.astype(np.float64)
+        eligible = c >= 2
+        if weighting == "pairs":
+            return np.where(eligible, c * (c - 1) / 2, 0.0)
+        if weighting == "ratings":
+            return np.where(eligible, c, 0.0)
+        if weighting == "uniform":
+            return eligible.astype(np.float64)
+        raise ValueError(f"unknown pair weighting {weighting!r}: choose one of {WEIGHTINGS}")
+
+
+class PairSampler:
+    """Vectorised draws of training triples from a `RaterIndex`."""
+
+    def __init__(self, index: RaterIndex, weighting: str = "pairs"):
+        weights = index.weights(weighting)
+        if weights.sum() == 0:
+            raise ValueError("no movie has two raters in the training split: no pairs to train on")
+        self.index = index
+        self.weighting = weighting
+        self.cumulative = np.cumsum(weights)
+
+    def draw(self, n: int, rng: np.random.Generator) -> Triples:
+        """Draw `n` triples: movies by weight, then two distinct raters of each, O(n)."""
+        idx = self.index
+        movie = np.searchsorted(self.cumulative, rng.random(n) * self.cumulative[-1], side="right")
+        movie = np.minimum(movie, len(self.cumulative) - 1)
+        count = idx.counts[movie]
+        first = (rng.random(n) * count).astype(np.int64)
+        second = (rng.random(n) * (count - 1)).astype(np.int64)
+        second += second >= first  # skip `first`: two distinct raters, uniform over pairs
+        a = idx.indptr[movie] + first
+        b = idx.indptr[movie] + second
+        return Triples(idx.raters[a], idx.raters[b], movie, idx.ratings[a], idx.ratings[b])
+
+
+def enumerate_triples(index: RaterIndex) -> Triples:
+    """Every (a < b, movie) triple of the index, vectorised by audience size.
+
+    Only for evaluation splits (or tests): its size is `index.n_pairs`.
+    """
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for size in np.unique(index.counts):
+        if size < 2:
+            continue
+        movies = np.flatnonzero(index.counts == size)
+        i, j = np.triu_indices(int(size), k=1)
+        start = index.indptr[movies][:, None]
+        parts.append(
+            (
+                (start + i).ravel(),
+                (start + j).ravel(),
+                np.repeat(movies, len(i)),
+            )
+        )
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Triples(empty, empty, empty, empty.astype(np.float32), empty.astype(np.float32))
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    movie = np.concatenate([p[2] for p in parts])
+    raters, ratings = index.raters, index.ratings
+    return Triples(raters[a], raters[b], movie, ratings[a], ratings[b]).ordered()
+
+
+def evaluation_triples(index: RaterIndex, max_triples: int | None, seed: int) -> Triples:
+    """The fixed triple set of an evaluation split: all of them, or a seeded sample.
+
+    All triples when there are at most `max_triples`; otherwise `max_triples` distinct
+    triples drawn uniformly, which keeps evaluation O(max_triples) on any data size.
+    """
+    total = index.n_pairs
+    if max_triples is None or total <= max_triples:
+        return enumerate_triples(index)
+    rng = np.random.default_rng([seed, 0x7E57])
+    sampler = PairSampler(index, "pairs")
+    chosen = sampler.draw(int(max_triples * 1.2) + 16, rng).ordered()
+    key = np.stack([chosen.movie, chosen.user_a, chosen.user_b], axis=1)
+    _, first = np.unique(key, axis=0, return_index=True)
+    keep = np.sort(rng.permutation(first)[:max_triples])
+    return chosen.take(keep)

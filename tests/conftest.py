@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny synthetic data written in the real formats, composed configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def compose_config(name: str, overrides: list[str], root: Path) -> DictConfig:
+    """Compose a conf/ config as the CLI would, with every path under `root`."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(root)
+        cfg.paths.output_dir = str(root / "run")
+        cfg.paths.cache_dir = str(root / "cache")
+        cfg.paths.log_dir = str(root / "logs")
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder shared by the session, so tiny data is generated and prepared once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+TINY = ["data.synthetic.size=tiny", "data.samples_per_epoch=20000", "data.batch_size=512"]
