@@ -1,4 +1,4 @@
-"""Pair sampling: `pairs` weighting equals enumeration, streams are reproducible, memory O(ratings)."""
+"""Pair sampling: `pairs` weighting equals enumeration; streams are seeded and reproducible."""
 
 from __future__ import annotations
 

@@ -30,17 +30,27 @@ def triples_to_batch(triples: Triples) -> dict[str, torch.Tensor]:
 
 
 class EpochBatchSampler(Sampler):
-    """Yields (epoch, batch number) keys; knows the epoch because Lightning tells it."""
+    """Yields (epoch, batch number) keys for the current epoch.
 
-    def __init__(self, n_batches: int):
+    The epoch is read from the trainer when there is one: on resume Lightning builds (and
+    prefetches from) the train iterator before it calls `set_epoch`, and a stale epoch there
+    would replay epoch 0's stream instead of continuing it.
+    """
+
+    def __init__(self, n_batches: int, trainer: L.Trainer | None = None):
         self.n_batches = n_batches
+        self.trainer = trainer
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        return iter([(self.epoch, k) for k in range(self.n_batches)])
+        # `processed` is what Lightning itself passes to set_epoch; `current_epoch` is only
+        # brought up to date after the iterator exists
+        trainer = self.trainer
+        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer else self.epoch
+        return iter([(epoch, k) for k in range(self.n_batches)])
 
     def __len__(self) -> int:
         return self.n_batches
@@ -141,7 +151,7 @@ class PairDataModule(L.LightningDataModule):
         return DataLoader(
             batches,
             batch_size=None,
-            sampler=EpochBatchSampler(n_batches),
+            sampler=EpochBatchSampler(n_batches, self.trainer),
             num_workers=self.num_workers,
             persistent_workers=False,
         )
