@@ -36,6 +36,20 @@ def test_fusion_is_exactly_symmetric(target: str) -> None:
     assert not torch.equal(ra, rb)  # and the two people are really told apart
 
 
+def test_catalogue_grid_scores_equal_triple_scores() -> None:
+    """Recommendation's matrix path must give the numbers training's triple path gives."""
+    module = make_module(target="min", dropout=0.0)
+    a, b = torch.tensor([3, 7]), torch.tensor([9, 1])
+    with torch.no_grad():
+        grid_pair, grid_a, grid_b = module.score_grid(a, b, module.encode_movies())
+        movies = torch.arange(40)
+        for row in range(2):
+            pair, ra, rb = module(a[row].repeat(40), b[row].repeat(40), movies)
+            torch.testing.assert_close(grid_pair[row], pair, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(grid_a[row], ra, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(grid_b[row], rb, rtol=1e-5, atol=1e-5)
+
+
 def test_aggregates() -> None:
     a, b = torch.tensor([1.0, 4.0]), torch.tensor([3.0, 2.0])
     assert aggregate(a, b, "mean").tolist() == [2.0, 3.0]

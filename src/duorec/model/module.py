@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from duorec.data.prepared import PreparedDataset
-from duorec.model.fusion import IndividualHead, SymmetricFusion, aggregate
+from duorec.model.fusion import SymmetricFusion, aggregate, individual, individual_grid
 from duorec.model.towers import MovieTower, UserTower
 
 
@@ -47,6 +47,7 @@ class DuoModule(L.LightningModule):
         hidden: int = 128,
         layers: int = 2,
         out_dim: int = 64,
+        fusion_hidden: int = 32,
         dropout: float = 0.1,
         use_ids: bool = True,
         use_features: bool = True,
@@ -63,7 +64,7 @@ class DuoModule(L.LightningModule):
             n_user_features,
             embed_dim,
             hidden,
-            out_dim,
+            out_dim + 1,
             layers,
             dropout,
             use_ids,
@@ -76,15 +77,14 @@ class DuoModule(L.LightningModule):
             max_people,
             embed_dim,
             hidden,
-            out_dim,
+            out_dim + 1,
             layers,
             dropout,
             use_ids,
             use_features,
             use_people,
         )
-        self.individual = IndividualHead(out_dim, hidden, dropout)
-        self.fusion = SymmetricFusion(out_dim, hidden, layers, dropout, target)
+        self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
         self.target = target
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.val_metrics = metrics.clone(prefix="val/")
@@ -132,22 +132,41 @@ class DuoModule(L.LightningModule):
     # ------------------------------------------------------------------ forward
 
     def forward(
-        self,
-        user_a: torch.Tensor,
-        user_b: torch.Tensor,
-        movie: torch.Tensor,
-        movie_vectors: torch.Tensor | None = None,
+        self, user_a: torch.Tensor, user_b: torch.Tensor, movie: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scaled predictions (pair, person a, person b) for aligned index tensors.
-
-        `movie_vectors` lets recommendation pass the movie tower's output for the whole catalog,
-        computed once, instead of re-encoding the same movies for every pair.
-        """
+        """Scaled predictions (pair, person a, person b) for aligned triples [N]."""
         users = encode_unique(self.user_tower, torch.cat([user_a, user_b]))
         ua, ub = users[: len(user_a)], users[len(user_a) :]
-        mv = encode_unique(self.movie_tower, movie) if movie_vectors is None else movie_vectors
-        ra, rb = self.individual(ua, mv), self.individual(ub, mv)
-        return self.fusion(ua, ub, mv, ra, rb), ra, rb
+        mv = encode_unique(self.movie_tower, movie)
+        ra, rb = individual(ua, mv), individual(ub, mv)
+        together = ((ua * ub)[:, :-1] * mv[:, :-1]).sum(-1)
+        apart = ((ua - ub).abs()[:, :-1] * mv[:, :-1]).sum(-1)
+        return self.fusion(ra, rb, together, apart), ra, rb
+
+    @torch.no_grad()
+    def encode_movies(self, batch_size: int = 65536) -> torch.Tensor:
+        """The movie tower over the whole catalogue, once: [n_movies, dim + 1]."""
+        n = self.movie_tower.features.shape[0]
+        ids = torch.arange(n, device=self.device)
+        return torch.cat(
+            [self.movie_tower(ids[s : s + batch_size]) for s in range(0, n, batch_size)]
+        )
+
+    @torch.no_grad()
+    def score_grid(
+        self, user_a: torch.Tensor, user_b: torch.Tensor, movie_vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scaled (pair, a, b) predictions of B pairs against M movies -> three [B, M].
+
+        The same heads as `forward`, written as matrix products so a catalogue costs three
+        [B, dim] x [dim, M] products: `movie_vectors` comes from `encode_movies`, computed once.
+        """
+        ua, ub = self.user_tower(user_a), self.user_tower(user_b)
+        ra, rb = individual_grid(ua, movie_vectors), individual_grid(ub, movie_vectors)
+        factors = movie_vectors[:, :-1].T
+        together = (ua * ub)[:, :-1] @ factors
+        apart = (ua - ub).abs()[:, :-1] @ factors
+        return self.fusion(ra, rb, together, apart), ra, rb
 
     def target_of(self, rating_a: torch.Tensor, rating_b: torch.Tensor) -> torch.Tensor:
         return aggregate(rating_a, rating_b, self.target)
