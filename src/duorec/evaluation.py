@@ -1,7 +1,17 @@
-"""Evaluation under the DESIGN.md protocol: the model beside its baselines, same triples."""
+"""The evaluation protocol of DESIGN.md: the model beside its baselines, on the same triples.
+
+`evaluate` is the one code path behind both `python -m duorec.train` (which ends with it) and
+`python -m duorec.evaluate`. It fits the baselines on the train split of the same prepared
+dataset, scores the fixed test triples for each pair target, ranks unseen movies for a seeded
+sample of test pairs, and puts a paired-bootstrap interval on the model's difference from the
+best baseline. Every number in metrics.json comes from `duorec.metrics`.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -9,7 +19,29 @@ import torch
 
 from duorec.data.datamodule import PairDataModule, triples_to_batch
 from duorec.data.pairs import Triples
+from duorec.metrics import (
+    bootstrap_diff_ci,
+    pair_target,
+    rank_pairs,
+    regression_metrics,
+    relevant_by_pair,
+    seen_csr,
+)
+from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
 from duorec.model.module import DuoModule
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "targets": ["mean", "min", "max"],
+    "k": 10,
+    "relevance_threshold": 4.0,
+    "ranking_pairs": 2000,
+    "baselines": ["global_mean", "bias", "mf", "popularity"],
+    "mf": {"k": 32, "reg": 0.12, "n_iter": 15},
+    "bootstrap": 1000,
+    "seed": 0,
+}
 
 
 @torch.no_grad()
@@ -18,33 +50,178 @@ def predict_triples(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Star-scale predictions (pair, person a, person b) for every triple."""
     model.eval()
-    outputs: list[tuple[torch.Tensor, ...]] = []
+    parts: list[tuple[torch.Tensor, ...]] = []
     for start in range(0, len(triples), batch_size):
         batch = triples_to_batch(triples.take(slice(start, start + batch_size)))
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        pair, ra, rb = model(batch["user_a"], batch["user_b"], batch["movie"])
-        outputs.append(tuple(model.unscale(x).cpu() for x in (pair, ra, rb)))
-    if not outputs:
-        empty = np.zeros(0, dtype=np.float32)
-        return empty, empty, empty
-    return tuple(torch.cat(parts).numpy() for parts in zip(*outputs, strict=True))  # type: ignore
+        outputs = model(batch["user_a"], batch["user_b"], batch["movie"])
+        parts.append(tuple(model.unscale(x).cpu() for x in outputs))
+    if not parts:
+        return tuple(np.zeros(0, np.float32) for _ in range(3))  # type: ignore[return-value]
+    pair, ra, rb = (torch.cat(column).numpy() for column in zip(*parts, strict=True))
+    return pair, ra, rb
 
 
-def evaluate(model: DuoModule, datamodule: PairDataModule, targets: Any = None) -> dict[str, Any]:
+def model_pair_scorer(model: DuoModule):  # noqa: ANN201 - duorec.metrics.PairScoreFn
+    """(user_a [B], user_b [B]) -> pair scores [B, n_movies], movie tower computed once."""
+    movies = model.encode_movies()
+
+    def score(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
+        a = torch.as_tensor(user_a, device=model.device)
+        b = torch.as_tensor(user_b, device=model.device)
+        return model.score_grid(a, b, movies)[0].cpu().numpy()
+
+    return score
+
+
+def fit_baselines(
+    names: list[str],
+    train: Mapping[str, np.ndarray],
+    n_users: int,
+    n_movies: int,
+    rating_range: tuple[float, float],
+    mf: Mapping[str, Any],
+) -> dict[str, RatingBaseline]:
+    """Fit each named baseline on the train ratings of the same prepared dataset."""
+    makers = {
+        "global_mean": lambda: GlobalMean(rating_range=rating_range),
+        "bias": lambda: BiasBaseline(rating_range=rating_range),
+        "mf": lambda: BiasedMF(rating_range=rating_range, **mf),
+        "popularity": lambda: Popularity(rating_range=rating_range),
+    }
+    unknown = sorted(set(names) - set(makers))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}: choose from {sorted(makers)}")
+    fitted = {}
+    for name in names:
+        start = time.perf_counter()
+        fitted[name] = makers[name]().fit(
+            train["user"], train["movie"], train["rating"], n_users, n_movies
+        )
+        log.info("fitted baseline %s in %.1f s", name, time.perf_counter() - start)
+    return fitted
+
+
+def evaluate(
+    model: DuoModule, datamodule: PairDataModule, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """All test metrics of `model` and its baselines; the dictionary written to metrics.json."""
+    opts = {**DEFAULTS, **(options or {})}
+    ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
-    pair, _, _ = predict_triples(model, triples)
-    target = (triples.rating_a + triples.rating_b) / 2
-    low, high = datamodule.dataset.rating_range
-    train = datamodule.dataset.split("train")
-    mu = float(train["rating"].mean())
+    train_frame = ds.split("train")
+    train = {c: train_frame[c].to_numpy() for c in ("user", "movie", "rating")}
+    baselines = fit_baselines(
+        list(opts["baselines"]), train, ds.n_users, ds.n_movies, ds.rating_range, opts["mf"]
+    )
+    regressors = {n: b for n, b in baselines.items() if n != "popularity"}
+    pair, own_a, own_b = predict_triples(model, triples)
 
-    def reg(pred: np.ndarray) -> dict[str, float]:
-        mse = float(np.mean((pred - target) ** 2))
-        return {
-            "pair_rmse": mse**0.5,
-            "pair_mae": float(np.mean(np.abs(pred - target))),
-            "scaled_mse": mse / (high - low) ** 2,
-            "n_triples": len(target),
+    result: dict[str, Any] = {
+        "protocol": protocol(datamodule, len(triples)),
+        "test": {},
+        "baselines": {},
+        "targets": {},
+        "ci": {},
+    }
+    for how in opts["targets"]:
+        truth = pair_target(triples.rating_a, triples.rating_b, how)
+        # the pair head answers the target it was trained for; other targets aggregate the
+        # model's individual predictions, exactly as the baselines do
+        prediction = pair if how == model.target else pair_target(own_a, own_b, how)
+        errors = {"model": prediction - truth}
+        table = {"model": regression_metrics(prediction, truth, ds.rating_range)}
+        for name, baseline in regressors.items():
+            guess = baseline.predict_pair(triples.user_a, triples.user_b, triples.movie, how)
+            errors[name] = guess - truth
+            table[name] = regression_metrics(guess, truth, ds.rating_range)
+        result["targets"][how] = table
+        if how == model.target:
+            result["test"].update(table["model"])
+            for name in regressors:
+                result["baselines"][name] = dict(table[name])
+            rmse = {name: metrics["pair_rmse"] for name, metrics in table.items()}
+            result["ci"]["pair_rmse"] = best_difference(errors, rmse, opts, "rmse", False)
+
+    ranking = rank_everyone(model, baselines, triples, train, ds.n_users, opts)
+    if ranking:
+        per_pair = ranking.pop("_per_pair")
+        result["test"].update(ranking.pop("model"))
+        for name, summary in ranking.items():
+            result["baselines"].setdefault(name, {}).update(summary)
+        ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
+        result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
+    return result
+
+
+def best_difference(
+    values: Mapping[str, np.ndarray],
+    scores: Mapping[str, float],
+    opts: Mapping[str, Any],
+    stat: str,
+    higher_is_better: bool,
+) -> dict[str, Any]:
+    """Model minus the best baseline, with a paired-bootstrap 95% interval.
+
+    `values` are per-item errors (stat "rmse") or per-pair metric values (stat "mean") of the
+    model and each baseline, aligned item by item; `scores` picks the best baseline.
+    """
+    rivals = [n for n in values if n != "model"]
+    if not rivals:
+        return {}
+    pick = max if higher_is_better else min
+    best = pick(rivals, key=lambda n: scores[n])
+    diff, low, high = bootstrap_diff_ci(
+        values["model"], values[best], n_boot=opts["bootstrap"], seed=opts["seed"], stat=stat
+    )
+    return {"baseline": best, "diff": diff, "low": low, "high": high, "n_boot": opts["bootstrap"]}
+
+
+def rank_everyone(
+    model: DuoModule,
+    baselines: Mapping[str, RatingBaseline],
+    triples: Triples,
+    train: Mapping[str, np.ndarray],
+    n_users: int,
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """NDCG / Recall / HitRate@k of the model and each baseline on the same test pairs."""
+    pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
+    if len(pairs) == 0:
+        return {}
+    limit = opts["ranking_pairs"]
+    if limit and len(pairs) > limit:
+        keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
+        pairs, relevant = pairs[keep], [relevant[i] for i in keep]
+    seen = seen_csr(train["user"], train["movie"], n_users)
+    scorers = {"model": model_pair_scorer(model)}
+    scorers.update(
+        {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}
+    )  # a constant score ranks nothing
+    out: dict[str, Any] = {"_per_pair": {}}
+    k = int(opts["k"])
+    for name, scorer in scorers.items():
+        ranked = rank_pairs(pairs, relevant, seen, scorer, k=k)
+        summary = ranked.summary()
+        out[name] = {
+            f"ndcg@{k}": summary["ndcg"],
+            f"recall@{k}": summary["recall"],
+            f"hit_rate@{k}": summary["hit_rate"],
+            "n_ranked_pairs": summary["n_pairs"],
         }
+        out["_per_pair"][name] = ranked.ndcg
+    return out
 
-    return {"test": reg(pair), "baselines": {"global_mean": reg(np.full_like(target, mu))}}
+
+def protocol(datamodule: PairDataModule, n_triples: int) -> dict[str, Any]:
+    """What the numbers were measured on, so a table can say so."""
+    manifest = datamodule.dataset.manifest
+    settings = manifest.get("settings", {})
+    return {
+        "data": manifest.get("name"),
+        "split": settings.get("split"),
+        "seed": settings.get("seed"),
+        "test_triples": n_triples,
+        "test_triples_sampled": datamodule.rater_index("test").n_pairs > n_triples,
+        "rating_range": list(datamodule.dataset.rating_range),
+    }

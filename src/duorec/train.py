@@ -19,7 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from duorec.cli import friendly_errors
 from duorec.data.build import prepare_dataset
 from duorec.data.datamodule import PairDataModule
+from duorec.evaluation import evaluate
 from duorec.io import atomic_path
+from duorec.report import print_report
 
 log = logging.getLogger("duorec.train")
 
@@ -62,8 +64,6 @@ def log_config(loggers: list[Any], cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and evaluate; return the metrics dictionary also written to metrics.json."""
-    from duorec.evaluation import evaluate
-
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     dataset = datamodule.dataset
@@ -79,25 +79,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     out_dir = Path(cfg.paths.output_dir)
-    result: dict[str, Any] = {
-        "val": {
-            k.split("/", 1)[1]: float(v)
-            for k, v in trainer.callback_metrics.items()
-            if k.startswith("val/")
-        },
-    }
-    if not trainer.is_global_zero:
-        return result
     checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if checkpoint:
         model = type(model).load_from_checkpoint(checkpoint)
         log.info("best checkpoint: %s", checkpoint)
+    # validation metrics of the model we keep (the best checkpoint), not of the last epoch
+    validated = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+    result: dict[str, Any] = {"val": {k.split("/", 1)[1]: float(v) for k, v in validated.items()}}
+    if not trainer.is_global_zero:
+        return result
     if cfg.get("test"):
-        result.update(evaluate(model, datamodule, targets=cfg.get("eval_targets")))
+        result.update(evaluate(model, datamodule, OmegaConf.to_container(cfg.eval, resolve=True)))
         result["checkpoint"] = checkpoint or None
-        result["optimized_metric"] = cfg.get("optimized_metric")
         with atomic_path(out_dir / "metrics.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
+        print_report(result)
         log.info("metrics: %s", out_dir / "metrics.json")
     for logger in loggers:
         logger.log_metrics(

@@ -1,0 +1,67 @@
+"""The evaluation table on screen: the model and every baseline, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = ("pair_rmse", "pair_mae", "scaled_mse", "ndcg@10", "recall@10", "hit_rate@10")
+
+
+def metrics_table(result: dict[str, Any]) -> Table:
+    """One row per model for the headline target, ranking metrics where they exist."""
+    proto = result.get("protocol", {})
+    title = (
+        f"test: {proto.get('data')}, {proto.get('test_triples')} pair triples"
+        f"{' (seeded sample)' if proto.get('test_triples_sampled') else ''}"
+    )
+    table = Table(title=title)
+    table.add_column("model")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    rows = {"model": result.get("test", {}), **result.get("baselines", {})}
+    for name, metrics in rows.items():
+        table.add_row(name, *(_fmt(metrics.get(c)) for c in COLUMNS))
+    return table
+
+
+def targets_table(result: dict[str, Any]) -> Table:
+    """Pair RMSE for each target: mean, least misery (min), most pleasure (max)."""
+    targets = result.get("targets", {})
+    table = Table(title="pair RMSE by target")
+    table.add_column("model")
+    for how in targets:
+        table.add_column(how, justify="right")
+    names = next(iter(targets.values()), {}).keys()
+    for name in names:
+        table.add_row(name, *(_fmt(targets[how][name]["pair_rmse"]) for how in targets))
+    return table
+
+
+def ci_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for metric, ci in result.get("ci", {}).items():
+        if ci:
+            lines.append(
+                f"model - {ci['baseline']} on {metric}: {ci['diff']:+.4f} "
+                f"(95% CI {ci['low']:+.4f} .. {ci['high']:+.4f}, "
+                f"{ci['n_boot']} paired bootstrap resamples)"
+            )
+    return lines
+
+
+def print_report(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(width=None if Console().is_terminal else 120)
+    console.print(metrics_table(result))
+    if result.get("targets"):
+        console.print(targets_table(result))
+    for line in ci_lines(result):
+        console.print(line)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
