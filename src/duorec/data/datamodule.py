@@ -74,12 +74,19 @@ class SampledPairBatches(Dataset):
 
 
 class FixedTripleBatches(Dataset):
-    """Contiguous batches of a fixed triple set; rank r of w takes batches r, r + w, ..."""
+    """Contiguous batches of a fixed triple set; rank r of w takes batches r, r + w, ...
+
+    The batch count is rounded up to a multiple of the world size so every rank gets the same
+    number of (non-empty) batches: Lightning refuses a rank with an empty loader.
+    """
 
     def __init__(self, triples: Triples, batch_size: int, rank: int = 0, world_size: int = 1):
         self.triples = triples
-        starts = np.arange(0, len(triples), batch_size)[rank::world_size]
-        self.slices = [slice(s, min(s + batch_size, len(triples))) for s in starts]
+        n_batches = max(-(-len(triples) // batch_size), 1)
+        n_batches = -(-n_batches // world_size) * world_size
+        bounds = np.linspace(0, len(triples), n_batches + 1).astype(np.int64)
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.slices = self.slices[rank::world_size]
 
     def __len__(self) -> int:
         return len(self.slices)
