@@ -44,14 +44,25 @@ def main(cache_dir: str, out_dir: str) -> None:
     model = DuoModule.from_dataset(prepared.dataset, hidden=16, optim={"lr": 1e-3})
     probe = BatchProbe()
     trainer = L.Trainer(
-        strategy="ddp", accelerator="cpu", devices=2, max_epochs=2, use_distributed_sampler=False,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[probe],
+        strategy="ddp",
+        accelerator="cpu",
+        devices=2,
+        max_epochs=2,
+        use_distributed_sampler=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe],
     )
     trainer.fit(model, datamodule=datamodule)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    record = {"rank": trainer.global_rank, "world": trainer.world_size, "batches": probe.seen,
-              "val_rmse": float(trainer.callback_metrics["val/pair_rmse"])}
+    record = {
+        "rank": trainer.global_rank,
+        "world": trainer.world_size,
+        "batches": probe.seen,
+        "val_rmse": float(trainer.callback_metrics["val/pair_rmse"]),
+    }
     (Path(out_dir) / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 

@@ -12,15 +12,31 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["data.synthetic.size=tiny", "data.samples_per_epoch=2048", "data.batch_size=256",
-        "trainer.max_epochs=1", "~callbacks.progress_bar", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "eval.bootstrap=50", "eval.baselines=[global_mean]"]
+FAST = [
+    "data.synthetic.size=tiny",
+    "data.samples_per_epoch=2048",
+    "data.batch_size=256",
+    "trainer.max_epochs=1",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "eval.bootstrap=50",
+    "eval.baselines=[global_mean]",
+]
 
 
-def run(module: str, args: list[str], root: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(
+    module: str, args: list[str], root: Path, timeout: int = 600
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_multirun_sweep_gives_each_job_its_directory(tmp_path: Path) -> None:
@@ -37,13 +53,23 @@ def test_multirun_sweep_gives_each_job_its_directory(tmp_path: Path) -> None:
 
 
 def test_optuna_search_minimises_validation_rmse(tmp_path: Path) -> None:
-    out = run("duorec.train", ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                               "hydra.sweeper.sampler.n_startup_trials=2", *FAST], tmp_path)
+    out = run(
+        "duorec.train",
+        [
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            *FAST,
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     (result,) = (tmp_path / "logs" / "train" / "multiruns").glob("*/optimization_results.yaml")
     best = yaml.safe_load(result.read_text())
-    trials = [json.loads(p.read_text())["val"]["pair_rmse"]
-              for p in result.parent.glob("*/metrics.json")]
+    trials = [
+        json.loads(p.read_text())["val"]["pair_rmse"] for p in result.parent.glob("*/metrics.json")
+    ]
     assert len(trials) == 3
     assert best["best_value"] == pytest.approx(min(trials), rel=1e-6)
 
@@ -65,12 +91,23 @@ def test_ddp_two_cpu_processes_draw_disjoint_reproducible_streams(tmp_path: Path
     records = []
     for attempt in ("first", "second"):
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        out = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(cache),
-                              str(tmp_path / attempt)], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "tests" / "ddp_probe.py"),
+                str(cache),
+                str(tmp_path / attempt),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
-        records.append({r: json.loads((tmp_path / attempt / f"rank{r}.json").read_text())
-                        for r in (0, 1)})
+        records.append(
+            {r: json.loads((tmp_path / attempt / f"rank{r}.json").read_text()) for r in (0, 1)}
+        )
     first, second = records
     assert first[0]["world"] == 2
     rank0 = {tuple(b) for b in first[0]["batches"]}
@@ -83,8 +120,9 @@ def test_ddp_two_cpu_processes_draw_disjoint_reproducible_streams(tmp_path: Path
 
 
 def test_bad_data_path_is_one_clear_line(tmp_path: Path) -> None:
-    out = run("duorec.prepare", ["data=movielens", f"data.movielens_dir={tmp_path / 'none'}"],
-              tmp_path)
+    out = run(
+        "duorec.prepare", ["data=movielens", f"data.movielens_dir={tmp_path / 'none'}"], tmp_path
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().endswith("MovieLens folder does not exist")

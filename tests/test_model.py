@@ -13,8 +13,15 @@ from duorec.model.towers import MovieTower
 
 def make_module(**kwargs) -> DuoModule:
     torch.manual_seed(0)
-    module = DuoModule(n_users=50, n_movies=40, n_user_features=6, n_movie_features=5,
-                       n_people=12, max_people=4, **kwargs)
+    module = DuoModule(
+        n_users=50,
+        n_movies=40,
+        n_user_features=6,
+        n_movie_features=5,
+        n_people=12,
+        max_people=4,
+        **kwargs,
+    )
     with torch.no_grad():  # non-trivial features, so feature paths matter
         module.user_tower.features.normal_()
         module.movie_tower.features.normal_()
@@ -60,8 +67,18 @@ def test_aggregates() -> None:
 
 
 def test_people_bags_fill_padded_matrix() -> None:
-    tower = MovieTower(n_movies=3, n_features=0, n_people=5, max_people=2, embed_dim=4,
-                       hidden=8, out_dim=4, layers=1, dropout=0.0, use_features=False)
+    tower = MovieTower(
+        n_movies=3,
+        n_features=0,
+        n_people=5,
+        max_people=2,
+        embed_dim=4,
+        hidden=8,
+        out_dim=4,
+        layers=1,
+        dropout=0.0,
+        use_features=False,
+    )
     offsets = np.array([0, 3, 3, 4])  # movie 0 has 3 people (truncated to 2), movie 1 none
     index = np.array([4, 1, 2, 0], dtype=np.int32)
     tower.set_people(offsets, index)
@@ -74,8 +91,16 @@ def test_switches_remove_inputs() -> None:
     module = make_module(use_ids=False, use_people=False)
     assert module.user_tower.embedding is None and module.movie_tower.people is None
     with pytest.raises(ValueError, match="needs ids or features"):
-        DuoModule(n_users=5, n_movies=5, n_user_features=2, n_movie_features=2, n_people=0,
-                  max_people=0, use_ids=False, use_features=False)
+        DuoModule(
+            n_users=5,
+            n_movies=5,
+            n_user_features=2,
+            n_movie_features=2,
+            n_people=0,
+            max_people=0,
+            use_ids=False,
+            use_features=False,
+        )
 
 
 def test_scale_round_trip_and_clamp() -> None:

@@ -21,10 +21,21 @@ def test_enumeration_lists_every_pair_once_with_both_ratings() -> None:
     index = small_index()
     triples = enumerate_triples(index)
     assert index.n_pairs == len(triples) == 10
-    keys = set(zip(triples.user_a.tolist(), triples.user_b.tolist(), triples.movie.tolist(),
-                   strict=True))
-    expected = {(0, 1, 0), (0, 2, 0), (1, 2, 0), (1, 3, 1), (0, 2, 3), (0, 3, 3), (0, 4, 3),
-                (2, 3, 3), (2, 4, 3), (3, 4, 3)}
+    keys = set(
+        zip(triples.user_a.tolist(), triples.user_b.tolist(), triples.movie.tolist(), strict=True)
+    )
+    expected = {
+        (0, 1, 0),
+        (0, 2, 0),
+        (1, 2, 0),
+        (1, 3, 1),
+        (0, 2, 3),
+        (0, 3, 3),
+        (0, 4, 3),
+        (2, 3, 3),
+        (2, 4, 3),
+        (3, 4, 3),
+    }
     assert keys == expected
     assert (triples.user_a < triples.user_b).all()
     # rating of user 3 on movie 3 is the 9th rating (index 8): 4.5
@@ -35,8 +46,9 @@ def test_enumeration_lists_every_pair_once_with_both_ratings() -> None:
 def test_pairs_weighting_matches_uniform_over_enumerated_triples() -> None:
     index = small_index()
     draws = PairSampler(index, "pairs").draw(200_000, np.random.default_rng(0)).ordered()
-    keys, counts = np.unique(np.stack([draws.user_a, draws.user_b, draws.movie], 1), axis=0,
-                             return_counts=True)
+    keys, counts = np.unique(
+        np.stack([draws.user_a, draws.user_b, draws.movie], 1), axis=0, return_counts=True
+    )
     assert len(keys) == 10  # every enumerated triple is reachable, nothing else is
     freq = counts / counts.sum()
     # each of the 10 triples should have probability 0.1; 5 sigma of a binomial at n=200k
@@ -59,9 +71,13 @@ def test_two_raters_are_always_distinct_and_rated_the_movie() -> None:
     index = small_index()
     t = PairSampler(index, "pairs").draw(10_000, np.random.default_rng(2))
     assert (t.user_a != t.user_b).all()
-    raters = {m: set(index.raters[index.indptr[m]:index.indptr[m + 1]].tolist()) for m in range(4)}
-    assert all(a in raters[m] and b in raters[m]
-               for a, b, m in zip(t.user_a, t.user_b, t.movie, strict=True))
+    raters = {
+        m: set(index.raters[index.indptr[m] : index.indptr[m + 1]].tolist()) for m in range(4)
+    }
+    assert all(
+        a in raters[m] and b in raters[m]
+        for a, b, m in zip(t.user_a, t.user_b, t.movie, strict=True)
+    )
 
 
 def test_same_seed_same_stream() -> None:

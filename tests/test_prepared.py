@@ -47,8 +47,9 @@ def test_second_run_loads_from_cache_and_changed_input_rebuilds(tmp_path: Path) 
     src = tmp_path / "cache" / "synthetic" / "tiny-seed0"
     ml_dir = tmp_path / "ml"
     shutil.copytree(src / "movielens", ml_dir)
-    real = tiny_data_cfg(tmp_path, "data=movielens", f"data.movielens_dir={ml_dir}",
-                         f"data.imdb_dir={src / 'imdb'}")
+    real = tiny_data_cfg(
+        tmp_path, "data=movielens", f"data.movielens_dir={ml_dir}", f"data.imdb_dir={src / 'imdb'}"
+    )
     a = prepare_dataset(real, tmp_path / "cache")
     assert prepare_dataset(real, tmp_path / "cache").from_cache
     ratings = ml_dir / "ratings.csv"

@@ -11,8 +11,11 @@ from conftest import TINY, compose_config
 
 from duorec.train import train
 
-QUIET = ["~callbacks.progress_bar", "trainer.enable_progress_bar=false",
-         "trainer.enable_model_summary=false"]
+QUIET = [
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 def tiny_train_cfg(root: Path, cache: Path, *extra: str):
@@ -37,16 +40,22 @@ def test_model_learns_and_beats_global_mean(tmp_path: Path, tiny_cache: Path) ->
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> None:
     """2 epochs + resume for 2 more == 4 epochs straight: weights, optimiser and sampler stream."""
-    common = ["trainer.deterministic=true", "model.dropout=0.0", "callbacks.early_stopping=null",
-              "test=false", "optim.scheduler=none"]
+    common = [
+        "trainer.deterministic=true",
+        "model.dropout=0.0",
+        "callbacks.early_stopping=null",
+        "test=false",
+        "optim.scheduler=none",
+    ]
     straight = tiny_train_cfg(tmp_path / "a", tiny_cache, "trainer.max_epochs=4", *common)
     train(straight)
     first = tiny_train_cfg(tmp_path / "b", tiny_cache, "trainer.max_epochs=2", *common)
     train(first)
     last = tmp_path / "b" / "run" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["epoch"] == 1
-    resumed = tiny_train_cfg(tmp_path / "c", tiny_cache, "trainer.max_epochs=4",
-                             f"ckpt_path={last}", *common)
+    resumed = tiny_train_cfg(
+        tmp_path / "c", tiny_cache, "trainer.max_epochs=4", f"ckpt_path={last}", *common
+    )
     train(resumed)
     a = torch.load(tmp_path / "a" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     c = torch.load(tmp_path / "c" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -65,8 +74,9 @@ GROUPS = {
 }
 
 
-@pytest.mark.parametrize(("group", "option"),
-                         [(g, o) for g, options in GROUPS.items() for o in options])
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g, options in GROUPS.items() for o in options]
+)
 def test_every_config_group_composes(tmp_path: Path, group: str, option: str) -> None:
     extra = ["data.movielens_dir=/x"] if option == "movielens" else []
     cfg = compose_config("train", [f"{group}={option}", *extra], tmp_path)
