@@ -187,14 +187,15 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return "\n".join(lines)
 
 
-def save_json(path: str | Path | None, payload: Mapping[str, Any]) -> None:
+def save_json(path: str | Path | None, payload: Mapping[str, Any], quiet: bool = False) -> None:
     """Write `payload` as indented JSON if a path was given."""
     if not path:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-    print(f"\nresults written to {path}")
+    if not quiet:
+        print(f"\nresults written to {path}")
 
 
 def _jsonable(value: Any) -> Any:

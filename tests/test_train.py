@@ -64,13 +64,31 @@ def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> 
         torch.testing.assert_close(c["state_dict"][name], tensor, msg=name)
 
 
+@pytest.mark.parametrize("model", ["mf", "bias"])
+def test_baselines_train_as_models(tmp_path: Path, tiny_cache: Path, model: str) -> None:
+    """model=mf / model=bias go through the same train, checkpoint and evaluation path."""
+    cfg = tiny_train_cfg(
+        tmp_path,
+        tiny_cache,
+        f"model={model}",
+        "trainer.max_epochs=4",
+        "optim.lr=1e-2",
+        "optim.weight_decay=0.0",
+    )
+    result = train(cfg)
+    assert result["test"]["pair_rmse"] < result["baselines"]["global_mean"]["pair_rmse"]
+    checkpoint = torch.load(result["checkpoint"], weights_only=False)
+    assert checkpoint["duorec_model_class"].endswith("FactorizationModule")
+    assert checkpoint["hyper_parameters"]["k"] == (32 if model == "mf" else 0)
+
+
 GROUPS = {
     "optim": ["adamw"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["csv", "tensorboard", "wandb", "many"],
     "callbacks": ["default", "none"],
     "data": ["synthetic", "movielens"],
-    "model": ["duo"],
+    "model": ["duo", "mf", "bias"],
 }
 
 

@@ -27,8 +27,8 @@ from duorec.metrics import (
     relevant_by_pair,
     seen_csr,
 )
+from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
-from duorec.model.module import DuoModule
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 
 @torch.no_grad()
 def predict_triples(
-    model: DuoModule, triples: Triples, batch_size: int = 16384
+    model: PairRatingModule, triples: Triples, batch_size: int = 16384
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Star-scale predictions (pair, person a, person b) for every triple."""
     model.eval()
@@ -62,7 +62,7 @@ def predict_triples(
     return pair, ra, rb
 
 
-def model_pair_scorer(model: DuoModule):  # noqa: ANN201 - duorec.metrics.PairScoreFn
+def model_pair_scorer(model: PairRatingModule):  # noqa: ANN201 - duorec.metrics.PairScoreFn
     """(user_a [B], user_b [B]) -> pair scores [B, n_movies], movie tower computed once."""
     movies = model.encode_movies()
 
@@ -103,7 +103,7 @@ def fit_baselines(
 
 
 def evaluate(
-    model: DuoModule, datamodule: PairDataModule, options: Mapping[str, Any] | None = None
+    model: PairRatingModule, datamodule: PairDataModule, options: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """All test metrics of `model` and its baselines; the dictionary written to metrics.json."""
     opts = {**DEFAULTS, **(options or {})}
@@ -178,7 +178,7 @@ def best_difference(
 
 
 def rank_everyone(
-    model: DuoModule,
+    model: PairRatingModule,
     baselines: Mapping[str, RatingBaseline],
     triples: Triples,
     train: Mapping[str, np.ndarray],

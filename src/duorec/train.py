@@ -21,6 +21,7 @@ from duorec.data.build import prepare_dataset
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import evaluate
 from duorec.io import atomic_path
+from duorec.model.base import load_model
 from duorec.report import print_report
 
 log = logging.getLogger("duorec.train")
@@ -81,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if checkpoint:
-        model = type(model).load_from_checkpoint(checkpoint)
+        model = load_model(checkpoint)
         log.info("best checkpoint: %s", checkpoint)
     # validation metrics of the model we keep (the best checkpoint), not of the last epoch
     validated = trainer.validate(model, datamodule=datamodule, verbose=False)[0]

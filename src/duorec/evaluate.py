@@ -1,0 +1,97 @@
+"""`python -m duorec.evaluate [ckpt_path=PATH]`: the evaluation protocol on a saved model.
+
+Thin entry point: load the checkpoint with the data set it was trained on, rebuild the data
+module from the checkpoint's own loader settings and seed (so the fixed test triples are the
+very ones the training run scored), then call `duorec.evaluation.evaluate`, the one code path
+behind every number in metrics.json. The result is written to the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from duorec.checkpoint import load_checkpoint, resolve_checkpoint
+from duorec.cli import friendly_errors
+from duorec.data.datamodule import PairDataModule
+from duorec.data.prepared import PreparedDataset
+from duorec.evaluation import evaluate
+from duorec.io import atomic_path
+from duorec.model.module import DuoModule
+from duorec.report import print_report
+from duorec.train import LOADER_KEYS
+
+log = logging.getLogger("duorec.evaluate")
+
+
+def training_seed(reference: Mapping[str, Any]) -> int:
+    """The seed the checkpoint was trained with: it picks the sampled val/test triples.
+
+    `duorec.train.dataset_reference` keeps the resolved data config, whose `seed` defaults to
+    the run's `${seed}`; a reference that also stores the run seed itself wins.
+    """
+    seed = reference.get("seed", (reference.get("data") or {}).get("seed"))
+    return 0 if seed is None else int(seed)
+
+
+def checkpoint_datamodule(
+    dataset: PreparedDataset, reference: Mapping[str, Any], seed: int
+) -> PairDataModule:
+    """The data module as `duorec.train.build_datamodule` built it, from the saved data config."""
+    data = reference.get("data") or {}
+    loader = {k: data[k] for k in LOADER_KEYS if k in data}
+    return PairDataModule(dataset, seed=seed, **loader)
+
+
+def validate(model: DuoModule, datamodule: PairDataModule) -> dict[str, float]:
+    """Validation metrics through Lightning, exactly as the training run computed its `val`."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    validated = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+    return {k.split("/", 1)[1]: float(v) for k, v in validated.items()}
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate the configured checkpoint; return (and write) the metrics.json dictionary."""
+    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
+    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
+    reference = model.dataset_reference or {}
+    seed = training_seed(reference) if cfg.get("seed") is None else int(cfg.seed)
+    L.seed_everything(seed, workers=True)
+    datamodule = checkpoint_datamodule(dataset, reference, seed)
+    options = OmegaConf.to_container(cfg.eval, resolve=True)
+    if options.get("seed") is None:  # eval.seed: ${seed} follows the top-level null
+        options["seed"] = seed
+    result: dict[str, Any] = {"val": validate(model, datamodule)}
+    result.update(evaluate(model, datamodule, options))
+    result["checkpoint"] = str(ckpt.resolve())
+    out = Path(cfg.paths.output_dir) / "metrics.json"
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    print_report(result)
+    log.info("metrics: %s", out)
+    print(f"metrics: {out}")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+@friendly_errors("duorec.evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate_checkpoint(cfg)
+
+
+if __name__ == "__main__":
+    main()
