@@ -36,6 +36,14 @@ def test_model_learns_and_beats_global_mean(tmp_path: Path, tiny_cache: Path) ->
     assert Path(metrics["checkpoint"]).exists()
     # the scaled MSE is the pair MSE over the squared rating range (0.5..5 -> 4.5)
     assert metrics["test"]["scaled_mse"] == pytest.approx(model**2 / 4.5**2, rel=1e-5)
+    # synthetic data knows its noise floor; no model can beat it by much
+    floor = metrics["oracle"]["pair_rmse"]
+    assert metrics["oracle"]["model_ratio"] == pytest.approx(model / floor)
+    assert model > 0.9 * floor
+    # every baseline was scored on the same triples, with a bootstrap interval vs the best
+    assert {"bias", "mf", "popularity"} <= set(metrics["baselines"])
+    assert metrics["ci"]["pair_rmse"]["low"] <= metrics["ci"]["pair_rmse"]["high"]
+    assert set(metrics["targets"]) == {"mean", "min", "max"}
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> None:

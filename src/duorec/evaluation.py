@@ -143,6 +143,9 @@ def evaluate(
             rmse = {name: metrics["pair_rmse"] for name, metrics in table.items()}
             result["ci"]["pair_rmse"] = best_difference(errors, rmse, opts, "rmse", False)
 
+    oracle = best_achievable(ds.manifest, model.target, result["test"].get("pair_rmse"))
+    if oracle:
+        result["oracle"] = oracle
     ranking = rank_everyone(model, baselines, triples, train, ds.n_users, opts)
     if ranking:
         per_pair = ranking.pop("_per_pair")
@@ -211,6 +214,18 @@ def rank_everyone(
         }
         out["_per_pair"][name] = ranked.ndcg
     return out
+
+
+def best_achievable(
+    manifest: Mapping[str, Any], target: str, model_rmse: float | None
+) -> dict[str, float] | None:
+    """On synthetic data the generator knows the noise: how close to the floor is the model?"""
+    synthetic = manifest.get("synthetic") or {}
+    key = "oracle_pair_rmse" if target == "mean" else f"oracle_pair_rmse_{target}"
+    if key not in synthetic or model_rmse is None:
+        return None
+    floor = float(synthetic[key])
+    return {"pair_rmse": floor, "model_ratio": model_rmse / floor}
 
 
 def protocol(datamodule: PairDataModule, n_triples: int) -> dict[str, Any]:

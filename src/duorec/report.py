@@ -59,6 +59,12 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
         console.print(targets_table(result))
     for line in ci_lines(result):
         console.print(line)
+    oracle = result.get("oracle")
+    if oracle:
+        console.print(
+            f"best achievable pair RMSE (synthetic noise floor): "
+            f"{oracle['pair_rmse']:.4f}; model / floor = {oracle['model_ratio']:.3f}"
+        )
 
 
 def _fmt(value: Any) -> str:
