@@ -302,9 +302,24 @@ def _validate_ratings(
     bad = (rating < low) | (rating > high) | (rating * 2 != np.round(rating * 2))
     if bad.any():
         fail(bad, f"rating {{rating:g}} is outside {low}-{high} in half stars")
-    duplicated = ratings.duplicated(["userId", "movieId"]).to_numpy()
+    duplicated = _later_duplicates(ratings["userId"].to_numpy(), ratings["movieId"].to_numpy())
     if duplicated.any():
         fail(duplicated, "duplicate rating: user {userId:.0f} already rated movie {movieId:.0f}")
+
+
+def _later_duplicates(user: np.ndarray, movie: np.ndarray) -> np.ndarray:
+    """Mask of rows repeating an earlier (user, movie), like `DataFrame.duplicated`.
+
+    MovieLens files are sorted by user, then movie: there, neighbours in one int64 key answer
+    in a fraction of a second (pandas' hashing takes ~7 s and 0.75 GB on 32M rows). Unsorted
+    files take the general path.
+    """
+    key = user.astype(np.int64) * (int(movie.max(initial=0)) + 1) + movie
+    if len(key) < 2 or not (key[1:] >= key[:-1]).all():
+        return pd.Series(key).duplicated().to_numpy()
+    repeat = np.zeros(len(key), dtype=bool)
+    repeat[1:] = key[1:] == key[:-1]
+    return repeat
 
 
 def _check_unique(frame: pd.DataFrame, column: str, path: Path, header_lines: int) -> None:
