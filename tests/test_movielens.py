@@ -98,7 +98,11 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
             4,
             "duplicate rating: user 1 already rated movie 1",
         ),
-        ("1,1,4.0,100\n1,2,3.0,101\n1,2,2.0,102\n", 4, "user 1 already rated movie 2"),
+        (
+            "1,1,4.0,100\n1,2,3.0,101\n1,2,2.0,102\n",
+            4,
+            "duplicate rating: user 1 already rated movie 2",
+        ),
         ("1,1,4.0,100\n2,99,3.0,101\n", 3, "rating of movie 99, which is not in the movies"),
     ],
 )
