@@ -136,6 +136,7 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "git": _git_revision(),
     }
     try:
         import torch
@@ -145,6 +146,25 @@ def machine_info() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return info
+
+
+def _git_revision() -> str:
+    """Short HEAD commit of the checkout, with '+dirty' if tracked files are modified."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (rev or "unknown") + ("+dirty" if dirty else "")
 
 
 def _cpu_name() -> str:

@@ -7,26 +7,36 @@ synthetic ``ml32m``, both generated into ``--cache-dir`` on first use):
    and every weighting (pairs, ratings, uniform). One repeat draws batches until at least
    ``--triples-per-repeat`` triples have been drawn; triples/s is the median over
    ``--repeats`` repeats (after one warm-up repeat).
-2. A baseline in the same run and the same way: ``rng.integers(0, n_ratings, batch)``, one
-   array of the batch size (the cheapest thing a sampler could possibly do). The ratio
-   baseline / sampler says how many such arrays one draw costs, which is stable across
-   machines and load, unlike the raw rate on a shared 2-core box.
+2. Two baselines, timed in the same run and interleaved with the draws (each repeat runs
+   every baseline and every weighting in turn, so all see the same load):
+   ``rng.integers(0, n_ratings, batch)``, one random array of the batch size (compute-bound),
+   and ``index.raters[rng.integers(0, n_ratings, batch)]``, one random gather from the
+   index (memory-bound, the floor for anything that reads one rater per triple). The costs
+   are medians of the per-repeat ratios baseline rate / draw rate: how many such arrays or
+   gathers one draw is worth. They move far less with machine load than raw triples/s,
+   which matters on a shared 2-core box.
 3. The full training input path as Lightning uses it: ``SampledPairBatches`` +
    ``EpochBatchSampler`` in a ``DataLoader(batch_size=None, num_workers=W)`` yielding the
    dict of tensors, for W = 0 and 2 (``--workers``). One repeat iterates one whole epoch of
    ``--loader-triples`` triples, worker start-up included (the datamodule does not keep
-   workers between epochs); median over ``--loader-repeats``.
-4. Memory at each scale: bytes held by the ``RaterIndex`` + ``PairSampler`` arrays (nbytes),
+   workers between epochs); median over ``--loader-repeats``; its cost column compares with
+   the same number of ``rng.integers`` batches timed just before.
+4. Where the time of one ``pairs`` draw goes (``--breakdown-batch``): the movie step alone
+   (``rng.random`` + ``np.searchsorted`` over the cumulative weights, as in ``draw``), and a
+   prototype written in this script (not in duorec) that picks movies from a Walker/Vose
+   alias table in O(1) instead: the same distribution, two gathers instead of a binary search.
+5. Memory at each scale: bytes held by the ``RaterIndex`` + ``PairSampler`` arrays (nbytes),
    the RSS growth while building them, and the peak traced allocation during construction
    (tracemalloc, which numpy reports to), all per training rating; compared with what
    enumerating every pair would hold: ``index.n_pairs * 5 columns * 4 (or 8) bytes``.
 
 How the training index is built: the ratings are read from the generated ``ratings.csv``
 with pyarrow, user and movie ids mapped to contiguous indices, and the train split taken
-with ``duorec.data.split.split_ratings`` (random 0.8/0.1/0.1, seed 0) - the same arrays the
-datamodule gets from a prepared dataset, without paying for the IMDb merge and features.
-``--from-prepared`` uses ``prepare_dataset`` + ``PairDataModule.rater_index('train')``
-instead (slower at ml32m; see prepare_scale.py).
+with ``duorec.data.split.split_ratings`` (random 0.8/0.1/0.1, seed 0): the same train
+ratings a prepared dataset has (movies are indexed among rated movies only, a few hundred
+fewer at ml32m), without paying for the IMDb merge and features. ``--from-prepared`` builds
+the index from ``prepare_dataset``'s train split instead, as ``PairDataModule.rater_index``
+does (a minute more at ml32m on first use; see prepare_scale.py).
 
     .venv/bin/python benchmarks/sampler_throughput.py                  # small and ml32m
     .venv/bin/python benchmarks/sampler_throughput.py --sizes small --repeats 5 --json out.json
@@ -69,6 +79,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--weightings", nargs="+", default=list(WEIGHTINGS), choices=WEIGHTINGS)
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per cell (median)")
     ap.add_argument("--triples-per-repeat", type=int, default=1 << 19)
+    ap.add_argument("--breakdown-batch", type=int, default=16384)
     ap.add_argument("--workers", nargs="+", type=int, default=[0, 2])
     ap.add_argument("--loader-batch-sizes", nargs="+", type=int, default=[2048, 16384])
     ap.add_argument("--loader-triples", type=int, default=1 << 21, help="triples per epoch")
@@ -166,31 +177,123 @@ def rate(fn, batch: int, total: int, repeats: int) -> tuple[float, list[float]]:
     return median(rates), rates
 
 
+def rates_interleaved(
+    fns: dict[str, Any], batch: int, total: int, repeats: int
+) -> dict[str, list[float]]:
+    """Triples/s of each fn(batch) per repeat, the fns run in turn within every repeat.
+
+    Interleaving exposes the sampler and its baselines to the same machine load, so the
+    per-repeat ratios stay meaningful while the load of a shared machine drifts.
+    """
+    calls = max(1, -(-total // batch))
+    for fn in fns.values():
+        fn(batch)  # warm-up (page faults, caches)
+    rates: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn(batch)
+            rates[name].append(calls * batch / (time.perf_counter() - start))
+    return rates
+
+
 def time_draws(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed)
     n = len(index.raters)
+    raters = index.raters
     rows = []
     for batch in args.batch_sizes:
-        base, _ = rate(
-            lambda b: rng.integers(0, n, b), batch, args.triples_per_repeat, args.repeats
-        )
+        fns: dict[str, Any] = {
+            "integers": lambda b: rng.integers(0, n, b),
+            "gather": lambda b: raters[rng.integers(0, n, b)],
+        }
         for weighting in args.weightings:
             sampler = PairSampler(index, weighting)
-            med, rates = rate(
-                lambda b, s=sampler: s.draw(b, rng), batch, args.triples_per_repeat, args.repeats
-            )
+            fns[weighting] = lambda b, s=sampler: s.draw(b, rng)
+        rates = rates_interleaved(fns, batch, args.triples_per_repeat, args.repeats)
+        for weighting in args.weightings:
+            r = rates[weighting]
+            med = median(r)
             rows.append(
                 {
                     "batch": batch,
                     "weighting": weighting,
                     "triples/s": med,
-                    "min": min(rates),
-                    "max": max(rates),
-                    "baseline/s": base,
-                    "cost (baseline arrays)": base / med,
+                    "min": min(r),
+                    "max": max(r),
+                    "integers/s": median(rates["integers"]),
+                    "gather/s": median(rates["gather"]),
+                    "cost (integers arrays)": median(
+                        [b / a for a, b in zip(r, rates["integers"], strict=True)]
+                    ),
+                    "cost (gathers)": median(
+                        [b / a for a, b in zip(r, rates["gather"], strict=True)]
+                    ),
                     "goal met": med >= GOAL,
                 }
             )
+    return rows
+
+
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table of `weights`: draw k uniform, keep it if u < prob[k], else alias."""
+    n = len(weights)
+    scaled = weights / weights.sum() * n
+    prob = np.ones(n)
+    alias = np.arange(n)
+    small = list(np.flatnonzero(scaled < 1.0))
+    large = list(np.flatnonzero(scaled >= 1.0))
+    while small and large:
+        lo, hi = small.pop(), large.pop()
+        prob[lo], alias[lo] = scaled[lo], hi
+        scaled[hi] -= 1.0 - scaled[lo]
+        (small if scaled[hi] < 1.0 else large).append(hi)
+    return prob, alias
+
+
+def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Where one `pairs` draw spends its time, and an O(1) alias-table movie step beside it.
+
+    The alias rows are a prototype written here (not in duorec): the same distribution over
+    movies as the cumulative-weight binary search, with two gathers instead of a search.
+    """
+    batch, total, repeats = args.breakdown_batch, args.triples_per_repeat, args.repeats
+    rng = np.random.default_rng(args.seed)
+    sampler = PairSampler(index, "pairs")
+    cum = sampler.cumulative
+    prob, alias = alias_table(index.weights("pairs"))
+
+    def search(b: int) -> np.ndarray:
+        return np.searchsorted(cum, rng.random(b) * cum[-1], side="right")
+
+    def alias_movies(b: int) -> np.ndarray:
+        k = rng.integers(0, len(prob), b)
+        return np.where(rng.random(b) < prob[k], k, alias[k])
+
+    def alias_draw(b: int) -> tuple[np.ndarray, ...]:
+        movie = alias_movies(b)
+        count = index.counts[movie]
+        first = (rng.random(b) * count).astype(np.int64)
+        second = (rng.random(b) * (count - 1)).astype(np.int64)
+        second += second >= first
+        start = index.indptr[movie]
+        a, c = start + first, start + second
+        return index.raters[a], index.raters[c], movie, index.ratings[a], index.ratings[c]
+
+    cells = [
+        ("PairSampler.draw (pairs)", lambda b: sampler.draw(b, rng)),
+        ("  of which: movie step, rng.random + searchsorted", search),
+        ("prototype: alias-table movie step", alias_movies),
+        ("prototype: draw with the alias movie step", alias_draw),
+    ]
+    rows = []
+    for name, fn in cells:
+        med, _ = rate(fn, batch, total, repeats)
+        rows.append({"batch": batch, "what": name, "triples/s": med, "us/batch": batch / med * 1e6})
+    full = rows[0]["us/batch"]
+    for row in rows:
+        row["share of draw"] = row["us/batch"] / full
     return rows
 
 
@@ -237,7 +340,7 @@ def time_loader(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, A
                     "min": min(rates),
                     "max": max(rates),
                     "first batch s": median(first[1:]),
-                    "cost (baseline arrays)": base / med,
+                    "cost (integers arrays)": base / med,
                     "goal met": med >= GOAL,
                 }
             )
@@ -264,6 +367,9 @@ def main() -> None:
         draws = time_draws(index, args)
         print("\n### PairSampler.draw (median of repeats)\n")
         print(markdown_table(draws))
+        breakdown = time_breakdown(index, args)
+        print("\n### Where a draw's time goes (median of repeats)\n")
+        print(markdown_table(breakdown))
         loader = time_loader(index, args)
         print("\n### DataLoader (SampledPairBatches + EpochBatchSampler, dict of tensors)\n")
         print(markdown_table(loader))
@@ -272,6 +378,7 @@ def main() -> None:
             "n_ratings": n_ratings,
             "memory": memory,
             "draw": draws,
+            "breakdown": breakdown,
             "loader": loader,
         }
         del index
