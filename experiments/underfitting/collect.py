@@ -34,17 +34,20 @@ def read_job(job: Path) -> dict | None:
     cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
     metrics = json.loads(metrics_path.read_text())
     curves = pd.read_csv(job / "csv" / "metrics.csv")
-    per_epoch = curves.groupby("epoch").last()
+    # the final trainer.validate() of the best checkpoint logs one more row: keep training epochs
+    per_epoch = curves.dropna(subset=["train/loss_epoch"]).groupby("epoch").last()
+    val_curve = curves.dropna(subset=["val/pair_rmse"]).groupby("epoch")["val/pair_rmse"].first()
+    per_epoch["val/pair_rmse"] = val_curve.reindex(per_epoch.index)
     model = cfg["model"]
     inputs = [name for name in ("ids", "features", "people") if model.get(f"use_{name}", True)]
     row = {
-        "data": cfg["data"]["name"],
+        "data": metrics["protocol"]["data"],
         "lr": cfg["optim"]["lr"],
         "hidden": model.get("hidden"),
         "batch_size": cfg["data"]["batch_size"],
         "samples_per_epoch": cfg["data"]["samples_per_epoch"],
         "inputs": "+".join(inputs),
-        "epochs": int(per_epoch.index.max()) + 1,
+        "epochs": len(per_epoch),
         "val_pair_rmse": metrics["val"]["pair_rmse"],
         "test_pair_rmse": metrics["test"]["pair_rmse"],
         "test_scaled_mse": metrics["test"]["scaled_mse"],
@@ -165,6 +168,7 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, default=Path("logs"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     grid = collect(newest_multirun(args.logs, "underfitting"))
     ablation = collect(newest_multirun(args.logs, "underfitting_ablation"))
     columns = [

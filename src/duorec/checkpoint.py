@@ -11,10 +11,8 @@ names both data sets.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 import time
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 from duorec.cli import UsageError
 from duorec.data.build import prepare_dataset
 from duorec.data.prepared import PreparedDataset
-from duorec.model.module import DuoModule
+from duorec.model.base import PairRatingModule, load_model
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +119,11 @@ def resolve_checkpoint(ckpt_path: str | Path | None, log_dir: str | Path) -> Pat
 
 def load_checkpoint(
     ckpt_path: str | Path, cache_dir: str | Path | None = None
-) -> tuple[DuoModule, PreparedDataset]:
+) -> tuple[PairRatingModule, PreparedDataset]:
     """The model (on the CPU, in eval mode) and the prepared data set it was trained on.
+
+    Any duorec model loads (the three-tower DuoModule or a factorisation baseline): the
+    class is recorded in the checkpoint (`duorec.model.base.load_model`).
 
     The data is read from the prepared folder named in the checkpoint when it is still in
     `cache_dir` or in the cache the model was trained with; otherwise it is prepared again from
@@ -133,17 +134,8 @@ def load_checkpoint(
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
     try:
-        model = DuoModule.load_from_checkpoint(path, map_location="cpu")
-    except (
-        RuntimeError,
-        KeyError,
-        EOFError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-    ) as err:
+        model = load_model(path, map_location="cpu")
+    except Exception as err:  # unpickling an arbitrary file can fail in any way at all
         raise UsageError(f"{path}: not a duorec checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
     reference = model.dataset_reference
@@ -154,10 +146,10 @@ def load_checkpoint(
         )
     dataset = load_reference(reference, cache_dir)
     check_same_dataset(reference, dataset, path)
-    hp = model.hparams
-    if (hp.n_users, hp.n_movies) != (dataset.n_users, dataset.n_movies):
+    sizes = (model.hparams.get("n_users"), model.hparams.get("n_movies"))
+    if sizes != (dataset.n_users, dataset.n_movies):
         raise UsageError(
-            f"{path}: the model has {hp.n_users} users and {hp.n_movies} movies but its data "
+            f"{path}: the model has {sizes[0]} users and {sizes[1]} movies but its data "
             f"set {describe(dataset.manifest)} has {dataset.n_users} and {dataset.n_movies}"
         )
     return model, dataset

@@ -24,7 +24,7 @@ from duorec.data.datamodule import PairDataModule
 from duorec.data.prepared import PreparedDataset
 from duorec.evaluation import evaluate
 from duorec.io import atomic_path
-from duorec.model.module import DuoModule
+from duorec.model.base import PairRatingModule
 from duorec.report import print_report
 from duorec.train import LOADER_KEYS
 
@@ -50,7 +50,7 @@ def checkpoint_datamodule(
     return PairDataModule(dataset, seed=seed, **loader)
 
 
-def validate(model: DuoModule, datamodule: PairDataModule) -> dict[str, float]:
+def validate(model: PairRatingModule, datamodule: PairDataModule) -> dict[str, float]:
     """Validation metrics through Lightning, exactly as the training run computed its `val`."""
     trainer = L.Trainer(
         accelerator="cpu",

@@ -5,8 +5,10 @@ rated a film has seen it, whether that rating went to train, validation or test.
 
 How the pair's rating is formed (`aggregate=mean|min|max`):
 
-* the aggregate the model was trained for (its `target`, usually mean): the pair head's
-  prediction, which learned how real pairs depart from the plain aggregate;
+* the aggregate the model was trained for (its `target`, usually mean): the model's own pair
+  rating, i.e. DuoModule's pair head, which learned how real pairs depart from the plain
+  aggregate (for the factorisation baselines, `model=mf|bias`, it is that aggregate of the two
+  unclamped predictions);
 * any other aggregate: that aggregate of the two individual predictions in stars (each
   clamped to the rating range), the same rule `duorec.evaluation` scores for the targets the
   model was not trained on. So with a mean-trained model, `aggregate=min` ("least misery")
@@ -17,7 +19,7 @@ the higher unclamped score, then the lower movie index), so the table is always 
 
 Cost: the movie tower runs once per call (`encode_movies`, or `movie_vectors` passed in by a
 caller that recommends repeatedly); each batch of pairs is then scored against the catalogue
-with `DuoModule.score_grid` in movie chunks sized to stay in cache, and only the best k per
+with the model's `score_grid` in movie chunks sized to stay in cache, and only the best k per
 chunk are kept. `pairs_file=PATH` scores many pairs this way in batches.
 """
 
@@ -27,7 +29,7 @@ import logging
 import math
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,8 @@ from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.io import atomic_path
-from duorec.metrics import seen_csr
+from duorec.model.base import PairRatingModule
 from duorec.model.fusion import AGGREGATES, aggregate, individual_grid
-from duorec.model.module import DuoModule
 
 log = logging.getLogger("duorec.recommend")
 
@@ -75,12 +76,16 @@ BATCH_COLUMNS = [
     "rating_b",
 ]
 # pairs x movies scored per score_grid call: small enough that the fusion MLP's [B, M, 32]
-# activations stay in cache (measured on 2 cores: 87k movies in one piece is ~30% slower)
+# activations stay in cache (benchmarks/recommend_latency.py, 87k movies, 1 thread: one
+# pair in one piece ~30% slower than 16k-movie chunks; 256 pairs x 2048 movies ~3x slower
+# than groups of 32 pairs x 512 movies)
 CHUNK_ELEMENTS = 1 << 14
-MIN_CHUNK = 2048
-# tie-break weight: below half the float32 spacing of ratings >= 0.5, so it never reorders
-# two different shown ratings, only equal ones (see `_score_chunk`)
-TIE_WEIGHT = 1e-9
+MIN_CHUNK = 512
+PAIR_GROUP = 32
+# tie-break of shown means: |TIE_WEIGHT * TIE_RANGE| = 1e-9 is below half the float32 spacing
+# of ratings >= 0.5 (3e-8), so it never reorders two different shown ratings, only equal ones
+TIE_WEIGHT = 1e-11
+TIE_RANGE = 100.0
 
 
 # ---------------------------------------------------------------------------- data set index
@@ -89,28 +94,46 @@ TIE_WEIGHT = 1e-9
 class DatasetIndex:
     """What recommending needs from a prepared data set, derived once per data set.
 
-    Cached (see `dataset_index`) because deriving it costs far more than scoring a pair: the
-    seen-movies CSR sorts every rating (seconds at 32M ratings), and genre matching by string
-    search over 87k titles would take ~20 ms per call.
+    Cached (see `dataset_index`) because deriving it costs far more than scoring a pair.
+    The seen-movies CSR (every person's rated movies) is built on the third request: a
+    one-off command-line call scans the ratings for its two people instead (~50 ms at 32M
+    ratings) rather than grouping every rating; the genre matrix is built on the first genre
+    filter (string splitting over 87k movies takes ~0.2 s).
     """
+
+    SCANS = 2  # single-pair requests answered by a scan before the CSR is built
 
     def __init__(self, dataset: PreparedDataset):
         ratings = dataset.ratings
         self.name = dataset.manifest.get("name")
+        self.n_users = dataset.n_users
         self.n_movies = dataset.n_movies
-        self.seen_indptr, self.seen = seen_csr(
-            ratings["user"].to_numpy(), ratings["movie"].to_numpy(), dataset.n_users
-        )
+        self._user = ratings["user"].to_numpy()
+        self._movie = ratings["movie"].to_numpy()
+        self._csr: tuple[np.ndarray, np.ndarray] | None = None
+        self._scans = 0
         self.users = pd.Index(dataset.user_ids)
         self._dataset = weakref.ref(dataset)
         catalog = dataset.catalog.reset_index(drop=True)
-        dummies = catalog["genres"].fillna("").astype(str).str.get_dummies(sep="|")
-        self.genre_names = [str(c) for c in dummies.columns]
-        self.genre_matrix = dummies.to_numpy(dtype=bool)
+        self._genres = catalog["genres"] if "genres" in catalog else pd.Series([""] * len(catalog))
+        self._genre_matrix: tuple[list[str], np.ndarray] | None = None
         self.year = _floats(catalog, "year")
         self.runtime = _floats(catalog, "runtime")
-        self.catalog = catalog
-        self.movie_ids = catalog["movieId"].to_numpy()
+        self.columns = {
+            "movieId": catalog["movieId"].to_numpy(),
+            "title": _strings(catalog, "title"),
+            "genres": _strings(catalog, "genres"),
+            "imdb_rating": _floats(catalog, "imdb_rating", np.float32),  # 7.6, not 7.5999
+        }
+
+    @property
+    def genres(self) -> tuple[list[str], np.ndarray]:
+        """(genre names, multi-hot bool matrix [n_movies, n_genres]) of the MovieLens genres."""
+        if self._genre_matrix is None:
+            dummies = self._genres.fillna("").astype(str).str.get_dummies(sep="|")
+            names = [str(c) for c in dummies.columns]
+            self._genre_matrix = names, dummies.to_numpy(dtype=bool)
+        return self._genre_matrix
 
     def user_indices(self, user_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Indices of original user ids; UsageError naming the first unknown id and data set."""
@@ -127,21 +150,49 @@ class DatasetIndex:
             raise UsageError(f"unknown user id {bad}: not in the data set {self.name!r}")
         return positions.astype(np.int64)
 
-    def seen_by(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, movie) of every movie rated by users[row], as two flat arrays."""
-        starts = self.seen_indptr[users]
-        lengths = self.seen_indptr[users + 1] - starts
-        rows = np.repeat(np.arange(len(users)), lengths)
+    def seen_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, movies): the movies of user u (any split) are movies[indptr[u]:indptr[u+1]].
+
+        Repeats are harmless (they only mask a movie twice), so no per-user sort or dedup:
+        ratings grouped by user, as every MovieLens file is, cost one pass.
+        """
+        if self._csr is None:
+            user, movie = self._user, self._movie
+            if len(user) and not (user[1:] >= user[:-1]).all():
+                order = np.argsort(user, kind="stable")
+                user, movie = user[order], movie[order]
+            indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+            np.cumsum(np.bincount(user, minlength=self.n_users), out=indptr[1:])
+            self._csr = indptr, movie.astype(np.int64)
+        return self._csr
+
+    def seen_by_pairs(
+        self, user_a: np.ndarray, user_b: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row, movie) of every movie rated by user_a[row] or user_b[row], as flat arrays."""
+        if self._csr is None and len(user_a) == 1 and self._scans < self.SCANS:
+            self._scans += 1
+            movies = self._movie[(self._user == user_a[0]) | (self._user == user_b[0])]
+            return np.zeros(len(movies), dtype=np.int64), movies.astype(np.int64)
+        indptr, seen = self.seen_csr()
+        users = np.concatenate([user_a, user_b])
+        starts = indptr[users]
+        lengths = indptr[users + 1] - starts
+        rows = np.repeat(np.tile(np.arange(len(user_a)), 2), lengths)
         offsets = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return rows, self.seen[np.repeat(starts, lengths) + offsets]
+        return rows, seen[np.repeat(starts, lengths) + offsets]
 
 
-def _floats(catalog: pd.DataFrame, column: str) -> np.ndarray:
+def _floats(catalog: pd.DataFrame, column: str, dtype: type = np.float64) -> np.ndarray:
     if column not in catalog:
-        return np.full(len(catalog), np.nan)
-    return pd.to_numeric(catalog[column], errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
+        return np.full(len(catalog), np.nan, dtype=dtype)
+    return pd.to_numeric(catalog[column], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
+
+
+def _strings(catalog: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in catalog:
+        return np.full(len(catalog), None, dtype=object)
+    return catalog[column].astype(object).where(catalog[column].notna(), None).to_numpy()
 
 
 _INDEXES: dict[int, tuple[weakref.ref, DatasetIndex]] = {}
@@ -203,16 +254,17 @@ def allowed_movies(index: DatasetIndex, filters: Mapping[str, Any] | None) -> np
     if "genres" in filters:
         wanted = filters["genres"]
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-        lookup = {g.lower(): i for i, g in enumerate(index.genre_names)}
+        names, matrix = index.genres
+        lookup = {g.lower(): i for i, g in enumerate(names)}
         missing = [g for g in wanted if str(g).lower() not in lookup]
         if missing:
             raise UsageError(
                 f"unknown genre(s) {missing} in {index.name!r}: choose from "
-                f"{', '.join(g for g in index.genre_names if g)}"
+                f"{', '.join(g for g in names if g)}"
             )
         if wanted:
             columns = [lookup[str(g).lower()] for g in wanted]
-            keep &= index.genre_matrix[:, columns].any(axis=1)
+            keep &= matrix[:, columns].any(axis=1)
     if "min_year" in filters:
         keep &= index.year >= _number(filters["min_year"], "min_year")
     if "max_runtime" in filters:
@@ -246,7 +298,7 @@ class TopK:
 
 
 def _score_chunk(
-    model: DuoModule,
+    model: PairRatingModule,
     user_a: torch.Tensor,
     user_b: torch.Tensor,
     towers: tuple[torch.Tensor, torch.Tensor] | None,
@@ -255,24 +307,28 @@ def _score_chunk(
 ) -> tuple[torch.Tensor, ...]:
     """(ranking key, pair, a, b) for a movie chunk; the three ratings in stars.
 
-    Pair head: the key is its unclamped score, whose clamped star value is what is shown
-    (clamping is monotone, so the shown column stays sorted). Other aggregates: the key is
-    the shown aggregate of the clamped stars, plus TIE_WEIGHT * tanh(unclamped aggregate) in
-    float64 to order exact ties by the model's unclamped opinion.
+    The shown ratings are clamped to the rating range, so several movies can show the same
+    5.0; the key orders them by the model's unclamped opinion without ever reordering two
+    different shown values. Pair head, min and max: the unclamped score itself (the clamp is
+    monotone and commutes with min / max, so the shown column stays sorted). Mean of two
+    clamped predictions: that shown mean, plus TIE_WEIGHT * the unclamped mean (bounded) in
+    float64.
     """
     if towers is None:
         key, ra, rb = model.score_grid(user_a, user_b, vectors)
         return key, model.unscale(key), model.unscale(ra), model.unscale(rb)
     raw_a, raw_b = individual_grid(towers[0], vectors), individual_grid(towers[1], vectors)
     ra, rb = model.unscale(raw_a), model.unscale(raw_b)
-    pair = aggregate(ra, rb, how)
-    key = pair.double() + TIE_WEIGHT * torch.tanh(aggregate(raw_a, raw_b, how).double())
+    pair, raw = aggregate(ra, rb, how), aggregate(raw_a, raw_b, how)
+    if how != "mean":
+        return raw, pair, ra, rb
+    key = pair.double() + TIE_WEIGHT * raw.clamp(-TIE_RANGE, TIE_RANGE).double()
     return key, pair, ra, rb
 
 
 @torch.inference_mode()
 def top_k(
-    model: DuoModule,
+    model: PairRatingModule,
     index: DatasetIndex,
     user_a: np.ndarray,
     user_b: np.ndarray,
@@ -286,12 +342,26 @@ def top_k(
     `movie_vectors` must already be restricted to `candidates` (movie indices, None = all).
     Per chunk only the best k survive, so memory stays O(B * k * chunks) whatever the size of
     the catalogue; the survivors are merged and sorted by (key desc, movie index asc).
+    Large batches are scored PAIR_GROUP pairs at a time, for the same cache reason.
     """
+    if len(user_a) > PAIR_GROUP:
+        groups = [
+            top_k(
+                model,
+                index,
+                user_a[s : s + PAIR_GROUP],
+                user_b[s : s + PAIR_GROUP],
+                k,
+                how,
+                movie_vectors,
+                candidates,
+            )
+            for s in range(0, len(user_a), PAIR_GROUP)
+        ]
+        return TopK(*(np.concatenate([getattr(g, f.name) for g in groups]) for f in fields(TopK)))
     n_pairs, n_candidates = len(user_a), len(movie_vectors)
     # movies either person has seen, as (row, candidate position), sorted by position
-    rows_a, seen_a = index.seen_by(user_a)
-    rows_b, seen_b = index.seen_by(user_b)
-    rows, cols = np.concatenate([rows_a, rows_b]), np.concatenate([seen_a, seen_b])
+    rows, cols = index.seen_by_pairs(user_a, user_b)
     if candidates is not None:
         position = np.full(index.n_movies, -1, dtype=np.int64)
         position[candidates] = np.arange(len(candidates))
@@ -305,7 +375,7 @@ def top_k(
     a = torch.as_tensor(user_a, dtype=torch.long, device=device)
     b = torch.as_tensor(user_b, dtype=torch.long, device=device)
     use_head = how == model.target
-    towers = None if use_head else (model.user_tower(a), model.user_tower(b))
+    towers = None if use_head else (model.user_vectors(a), model.user_vectors(b))
     chunk = max(MIN_CHUNK, CHUNK_ELEMENTS // max(n_pairs, 1))
     kept: list[tuple[torch.Tensor, ...]] = []
     for start in range(0, n_candidates, chunk):
@@ -331,42 +401,67 @@ def top_k(
     return TopK(movie, pick(pair), pick(ra), pick(rb))
 
 
-def encode_movies(
-    model: DuoModule,
+def movie_matrix(model: PairRatingModule) -> torch.Tensor:
+    """`model.encode_movies()` (the movie tower over the catalogue, once), column-major.
+
+    Same values, another memory layout: `score_grid` multiplies by `movie_vectors[:, :-1].T`,
+    which is then a contiguous [dim, movies] matrix, ~8% faster per pair on one CPU thread.
+    Pass it as `movie_vectors` to recommend repeatedly without running the tower again.
+    """
+    if model.training:  # dropout off; skipped when already so (it walks every submodule)
+        model.eval()
+    return model.encode_movies().T.contiguous().T
+
+
+def _candidate_vectors(
+    model: PairRatingModule,
     candidates: np.ndarray | None = None,
     movie_vectors: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The movie tower output for the candidate movies: computed once per call, or reused."""
-    model.eval()
-    vectors = model.encode_movies() if movie_vectors is None else movie_vectors
-    if len(vectors) != model.hparams.n_movies:
+    """The movie vectors of the candidate movies, computed once per call or reused."""
+    if model.training:
+        model.eval()
+    vectors = movie_matrix(model) if movie_vectors is None else movie_vectors
+    if len(vectors) != model.n_movies:
         raise UsageError(
-            f"movie_vectors has {len(vectors)} rows but the model has {model.hparams.n_movies} "
+            f"movie_vectors has {len(vectors)} rows but the model has {model.n_movies} "
             "movies: pass model.encode_movies() of this model"
         )
     if candidates is None:
         return vectors
-    return vectors[torch.as_tensor(candidates, dtype=torch.long, device=vectors.device)]
+    # gather columns of the transposed view: the result is column-major, like movie_matrix
+    index = torch.as_tensor(candidates, dtype=torch.long, device=vectors.device)
+    return vectors.T.index_select(1, index).T
 
 
-def _catalog_rows(index: DatasetIndex, movies: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
-    rows = index.catalog.iloc[movies].reset_index(drop=True)
-    frame = pd.DataFrame({c: rows[c] for c in columns if c in rows})
-    if "year" in frame:
-        frame["year"] = pd.array(
-            np.where(np.isnan(index.year[movies]), np.nan, index.year[movies]), dtype="Float64"
-        ).astype("Int32")
+def _frame(
+    index: DatasetIndex, movies: np.ndarray, columns: Sequence[str], values: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One result frame built in a single constructor: catalogue columns of `movies` + values.
+
+    Plain numpy gathers, not `catalog.iloc`: this runs once per recommendation and pandas
+    indexing would cost more than a millisecond of the ~10 ms budget.
+    """
+    data: dict[str, Any] = {}
     for column in columns:
-        if column not in frame:
-            frame[column] = pd.NA
-    return frame
+        if column in values:
+            data[column] = values[column]
+        elif column == "year":
+            year = index.year[movies]
+            missing = np.isnan(year)
+            data[column] = pd.arrays.IntegerArray(
+                np.where(missing, 0, year).astype(np.int32), missing
+            )
+        else:
+            data[column] = index.columns[column][movies]
+    return pd.DataFrame(data, columns=list(columns))
 
 
 # ---------------------------------------------------------------------------- public API
 
 
 def recommend(
-    model: DuoModule,
+    model: PairRatingModule,
     dataset: PreparedDataset,
     user_a_id: int,
     user_b_id: int,
@@ -379,7 +474,8 @@ def recommend(
 
     Symmetric: recommend(a, b) lists the same movies with the same pair ratings as
     recommend(b, a), with rating_a and rating_b swapped. Pass `movie_vectors`
-    (= model.encode_movies()) to skip the movie tower when recommending repeatedly.
+    (`movie_matrix(model)`, or model.encode_movies()) to skip the movie tower when
+    recommending repeatedly.
     """
     k, how = check_k(k), check_aggregate(aggregate)
     ids = [as_user_id(user_a_id), as_user_id(user_b_id)]
@@ -390,24 +486,25 @@ def recommend(
     candidates = allowed_movies(index, filters)
     if candidates is not None and len(candidates) == 0:
         raise UsageError(f"no movie in {index.name!r} passes the filters {dict(filters or {})}")
-    vectors = encode_movies(model, candidates, movie_vectors)
+    vectors = _candidate_vectors(model, candidates, movie_vectors)
     best = top_k(model, index, users[:1], users[1:], k, how, vectors, candidates)
     found = best.movie[0] >= 0
     movies = best.movie[0][found]
     if len(movies) < k:
         log.warning("only %d unseen movies qualify for users %s (k=%d)", len(movies), ids, k)
-    frame = _catalog_rows(index, movies, SINGLE_COLUMNS)
-    frame["rank"] = np.arange(1, len(movies) + 1)
-    frame["pair_rating"] = best.pair[0][found]
-    frame["rating_a"] = best.rating_a[0][found]
-    frame["rating_b"] = best.rating_b[0][found]
-    frame = frame[SINGLE_COLUMNS]
+    values = {
+        "rank": np.arange(1, len(movies) + 1),
+        "pair_rating": best.pair[0][found],
+        "rating_a": best.rating_a[0][found],
+        "rating_b": best.rating_b[0][found],
+    }
+    frame = _frame(index, movies, SINGLE_COLUMNS, values)
     frame.attrs.update(user_a=ids[0], user_b=ids[1], aggregate=how, pair_head=how == model.target)
     return frame
 
 
 def recommend_many(
-    model: DuoModule,
+    model: PairRatingModule,
     dataset: PreparedDataset,
     pairs: pd.DataFrame | Sequence[tuple[int, int]] | np.ndarray,
     k: int = 10,
@@ -453,21 +550,22 @@ def recommend_many(
     candidates = allowed_movies(index, filters)
     if candidates is not None and len(candidates) == 0:
         raise UsageError(f"no movie in {index.name!r} passes the filters {dict(filters or {})}")
-    vectors = encode_movies(model, candidates, movie_vectors)
+    vectors = _candidate_vectors(model, candidates, movie_vectors)
     parts = []
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         best = top_k(model, index, batch[:, 0], batch[:, 1], k, how, vectors, candidates)
         row, col = np.nonzero(best.movie >= 0)
         movies = best.movie[row, col]
-        frame = _catalog_rows(index, movies, BATCH_COLUMNS)
-        frame["user_a"] = ids[start + row, 0]
-        frame["user_b"] = ids[start + row, 1]
-        frame["rank"] = col + 1
-        frame["pair_rating"] = best.pair[row, col]
-        frame["rating_a"] = best.rating_a[row, col]
-        frame["rating_b"] = best.rating_b[row, col]
-        parts.append(frame[BATCH_COLUMNS])
+        values = {
+            "user_a": ids[start + row, 0],
+            "user_b": ids[start + row, 1],
+            "rank": col + 1,
+            "pair_rating": best.pair[row, col],
+            "rating_a": best.rating_a[row, col],
+            "rating_b": best.rating_b[row, col],
+        }
+        parts.append(_frame(index, movies, BATCH_COLUMNS, values))
     result = pd.concat(parts, ignore_index=True)
     result.attrs.update(aggregate=how, pair_head=how == model.target)
     return result
@@ -624,6 +722,8 @@ def parse_request(cfg: DictConfig) -> Request:
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Recommend as configured; print the table (one pair) or write the file (many pairs)."""
     request = parse_request(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(check_k(cfg.threads))
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
     if request.pairs_file is not None:

@@ -110,6 +110,7 @@ def dataset_reference(cfg: DictConfig, datamodule: PairDataModule) -> dict[str, 
     manifest = datamodule.dataset.manifest
     return {
         "name": manifest.get("name"),
+        "seed": int(cfg.seed),
         "cache_key": manifest.get("cache_key"),
         "n_users": manifest.get("n_users"),
         "n_movies": manifest.get("n_movies"),

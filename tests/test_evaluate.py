@@ -1,0 +1,118 @@
+"""`python -m duorec.evaluate` reproduces the training run's numbers; checkpoints are found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_recommend import assert_one_line_error, run_cli, trained_run
+
+from duorec.checkpoint import best_in_run, latest_checkpoint, resolve_checkpoint
+from duorec.cli import UsageError
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}/"))
+        return out
+    return {prefix.rstrip("/"): tree}
+
+
+def touch_ckpt(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"x")
+    return path
+
+
+def test_best_in_run_prefers_the_best_over_last(tmp_path: Path) -> None:
+    ckpts = tmp_path / "run" / "checkpoints"
+    touch_ckpt(ckpts, "last.ckpt")
+    assert best_in_run(tmp_path / "run") == ckpts / "last.ckpt"
+    touch_ckpt(ckpts, "epoch003-rmse0.9100.ckpt")
+    best = touch_ckpt(ckpts, "epoch005-rmse0.8700.ckpt")
+    assert best_in_run(tmp_path / "run") == best
+    assert best_in_run(ckpts) == best
+    assert best_in_run(tmp_path / "nothing") is None
+
+
+def test_latest_checkpoint_picks_the_newest_run(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    with pytest.raises(UsageError, match=f"no trained model found under {logs / 'train'}"):
+        latest_checkpoint(logs)
+    runs = logs / "train" / "runs"
+    old = touch_ckpt(runs / "2024-01-01_10-00-00" / "checkpoints", "epoch001-rmse0.8000.ckpt")
+    assert latest_checkpoint(logs) == old
+    newer = touch_ckpt(runs / "2024-02-01_10-00-00" / "checkpoints", "last.ckpt")
+    # made later but started earlier: the folder's stamp decides, not the file time
+    time.sleep(0.01)
+    touch_ckpt(runs / "2024-01-15_10-00-00" / "checkpoints", "epoch000-rmse0.7000.ckpt")
+    assert latest_checkpoint(logs) == newer
+    # newer runs without a usable checkpoint are skipped
+    (runs / "2024-03-01_10-00-00").mkdir()
+    (runs / "2024-03-02_10-00-00" / "checkpoints").mkdir(parents=True)
+    assert latest_checkpoint(logs) == newer
+    # a sweep started later wins, its highest job number first
+    sweep = logs / "train" / "multiruns" / "2024-02-10_09-00-00"
+    touch_ckpt(sweep / "0" / "checkpoints", "epoch002-rmse0.6000.ckpt")
+    job = touch_ckpt(sweep / "1" / "checkpoints", "epoch002-rmse0.6500.ckpt")
+    assert latest_checkpoint(logs) == job
+    assert resolve_checkpoint(None, logs) == job
+    assert resolve_checkpoint(job.parent.parent, logs) == job
+    with pytest.raises(UsageError, match="checkpoint not found"):
+        resolve_checkpoint(tmp_path / "missing.ckpt", logs)
+
+
+def test_evaluate_cli_reproduces_the_training_metrics(
+    tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path, tmp_path: Path
+) -> None:
+    run = trained_run(tmp_path_factory, tiny_cache)
+    trained = json.loads((run / "metrics.json").read_text())
+    ckpt = Path(trained["checkpoint"])
+    # an older run and the trained checkpoint as the newest one: no ckpt_path needed
+    older = tmp_path / "logs" / "train" / "runs" / "2000-01-01_00-00-00" / "checkpoints"
+    older.mkdir(parents=True)
+    shutil.copy(run / "checkpoints" / "last.ckpt", older / "last.ckpt")
+    newest = tmp_path / "logs" / "train" / "runs" / "2099-01-01_00-00-00" / "checkpoints"
+    newest.mkdir(parents=True)
+    shutil.copy(ckpt, newest / ckpt.name)
+
+    proc = run_cli("duorec.evaluate", tmp_path, tiny_cache)
+    assert proc.returncode == 0, proc.stderr
+    written = sorted((tmp_path / "logs" / "evaluate" / "runs").glob("*/metrics.json"))
+    assert len(written) == 1
+    metrics = json.loads(written[0].read_text())
+    assert metrics["checkpoint"] == str((newest / ckpt.name).resolve())
+    assert set(trained) <= set(metrics)
+    for key in ("test", "baselines", "ci"):
+        assert metrics[key], key
+    assert {"pair_rmse", "ndcg@10"} <= set(metrics["test"])
+    assert "pair_rmse" in metrics["ci"] and "ndcg@10" in metrics["ci"]
+    expected = flatten({k: v for k, v in trained.items() if k != "checkpoint"})
+    got = flatten({k: v for k, v in metrics.items() if k != "checkpoint"})
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+        else:
+            assert got[key] == value, key
+    assert "pair_rmse" in proc.stdout  # the table was printed
+
+
+def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> None:
+    proc = run_cli("duorec.evaluate", tmp_path, tiny_cache)
+    assert_one_line_error(
+        proc,
+        "duorec.evaluate: error: no trained model found under",
+        "run python -m duorec.train first",
+    )
+    missing = tmp_path / "nope.ckpt"
+    proc = run_cli("duorec.evaluate", tmp_path, tiny_cache, f"ckpt_path={missing}")
+    assert_one_line_error(proc, f"checkpoint not found: {missing}")
+    assert not list((tmp_path / "logs").rglob("metrics.json"))

@@ -1,0 +1,446 @@
+"""Recommendations for a pair: unseen movies only, exactly k, sorted, symmetric, filtered.
+
+One tiny model is trained once for the session (`trained_run`, shared with test_evaluate) and
+loaded back through `duorec.checkpoint`, exactly as the command line does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_train import tiny_train_cfg
+
+from duorec.checkpoint import best_in_run, load_checkpoint
+from duorec.cli import UsageError
+from duorec.data.errors import DataError
+from duorec.data.prepared import PreparedDataset
+from duorec.model.factorization import FactorizationModule
+from duorec.model.module import DuoModule
+from duorec.recommend import (
+    BATCH_COLUMNS,
+    SINGLE_COLUMNS,
+    DatasetIndex,
+    read_pairs,
+    recommend,
+    recommend_many,
+)
+from duorec.train import train
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained_run(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Path:
+    """Train the tiny model once per session (2 epochs); return its run folder."""
+    if "run" not in _TRAINED:
+        root = tmp_path_factory.mktemp("trained")
+        train(tiny_train_cfg(root, cache, "trainer.max_epochs=2"))
+        _TRAINED["run"] = root / "run"
+    return _TRAINED["run"]
+
+
+def run_cli(module: str, root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m module args` as a user runs it, with every path under `root`."""
+    env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, "-m", module, f"paths.cache_dir={cache}", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Path:
+    return trained_run(tmp_path_factory, tiny_cache)
+
+
+@pytest.fixture(scope="module")
+def ckpt(run_dir: Path) -> Path:
+    path = best_in_run(run_dir)
+    assert path is not None and path.name != "last.ckpt"
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(ckpt: Path, tiny_cache: Path) -> tuple[DuoModule, PreparedDataset]:
+    return load_checkpoint(ckpt, tiny_cache)
+
+
+def seen(dataset: PreparedDataset, *user_ids: int) -> set[int]:
+    """movieIds rated by any of the users, in any split."""
+    users = [dataset.user_index(u) for u in user_ids]
+    rated = dataset.ratings[dataset.ratings["user"].isin(users)]["movie"].to_numpy()
+    return set(dataset.catalog["movieId"].to_numpy()[rated].tolist())
+
+
+# the tiny data is dense (most people rated 84 of 120 movies): these pairs leave 34-85 unseen
+PAIRS = [(38, 39), (15, 24), (25, 38), (1, 2), (50, 7)]
+
+
+def test_loaded_checkpoint_is_the_trained_data(loaded: tuple[DuoModule, PreparedDataset]) -> None:
+    model, dataset = loaded
+    assert not model.training
+    assert model.dataset_reference["cache_key"] == dataset.manifest["cache_key"]
+    assert (dataset.n_users, dataset.n_movies) == (50, 120)
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_never_recommends_a_movie_either_person_rated(loaded, pair: tuple[int, int]) -> None:
+    model, dataset = loaded
+    watched = seen(dataset, *pair)
+    everything = recommend(model, dataset, *pair, k=dataset.n_movies)
+    # with k = the catalogue, the answer is exactly the unseen movies, once each
+    assert set(everything["movieId"]) == set(dataset.catalog["movieId"]) - watched
+    assert everything["movieId"].is_unique
+    top = recommend(model, dataset, *pair, k=10)
+    assert not watched & set(top["movieId"])
+
+
+def test_seen_movies_by_scan_equal_the_csr(loaded) -> None:
+    """The first single-pair requests scan the ratings; later ones use the CSR: same sets."""
+    _, dataset = loaded
+    index = DatasetIndex(dataset)
+    a, b = dataset.user_index(38), dataset.user_index(39)
+    rows, scanned = index.seen_by_pairs(np.array([a]), np.array([b]))
+    assert index._csr is None and (rows == 0).all()
+    index._scans = DatasetIndex.SCANS
+    rows, from_csr = index.seen_by_pairs(np.array([a, b]), np.array([b, a]))
+    expected = {dataset.catalog["movieId"].iloc[m] for m in scanned}
+    assert set(scanned) == set(from_csr[rows == 0]) == set(from_csr[rows == 1])
+    assert expected == seen(dataset, 38, 39)
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min", "max"])
+def test_exactly_k_rows_sorted_by_pair_rating(loaded, aggregate: str) -> None:
+    model, dataset = loaded
+    frame = recommend(model, dataset, 38, 39, k=7, aggregate=aggregate)
+    assert list(frame.columns) == SINGLE_COLUMNS
+    assert len(frame) == 7
+    assert frame["rank"].tolist() == list(range(1, 8))
+    assert (np.diff(frame["pair_rating"].to_numpy()) <= 0).all()
+    r_min, r_max = dataset.rating_range
+    for column in ("pair_rating", "rating_a", "rating_b"):
+        assert frame[column].between(r_min, r_max).all()
+    catalog = dataset.catalog.set_index("movieId")
+    assert frame["title"].tolist() == catalog.loc[frame["movieId"], "title"].tolist()
+
+
+def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded) -> None:
+    """aggregate == the training target: the pair head's score, best of all unseen movies."""
+    model, dataset = loaded
+    assert model.target == "mean"
+    a, b = 15, 24
+    frame = recommend(model, dataset, a, b, k=10, aggregate="mean")
+    assert frame.attrs["pair_head"]
+    unseen = np.flatnonzero(~dataset.catalog["movieId"].isin(seen(dataset, a, b)).to_numpy())
+    n = len(unseen)
+    ua = torch.full((n,), dataset.user_index(a))
+    ub = torch.full((n,), dataset.user_index(b))
+    with torch.no_grad():
+        pair, ra, rb = (model.unscale(x).numpy() for x in model(ua, ub, torch.from_numpy(unseen)))
+    order = np.argsort(-pair, kind="stable")[:10]
+    np.testing.assert_allclose(frame["pair_rating"], pair[order], atol=1e-5)
+    by_movie = dict(zip(dataset.catalog["movieId"].to_numpy()[unseen], ra, strict=True))
+    np.testing.assert_allclose(frame["rating_a"], [by_movie[m] for m in frame["movieId"]], 1e-5)
+    # the pair head is not simply the mean of the two individual predictions
+    assert not np.allclose(frame["pair_rating"], (frame["rating_a"] + frame["rating_b"]) / 2)
+
+
+@pytest.mark.parametrize(("aggregate", "combine"), [("min", np.minimum), ("max", np.maximum)])
+def test_other_aggregates_combine_the_individual_predictions(loaded, aggregate, combine) -> None:
+    model, dataset = loaded
+    frame = recommend(model, dataset, 15, 24, k=15, aggregate=aggregate)
+    assert not frame.attrs["pair_head"]
+    expected = combine(frame["rating_a"].to_numpy(), frame["rating_b"].to_numpy())
+    np.testing.assert_array_equal(frame["pair_rating"].to_numpy(), expected)
+    # and they are the best unseen movies by that aggregate
+    everything = recommend(model, dataset, 15, 24, k=dataset.n_movies, aggregate=aggregate)
+    best = np.sort(everything["pair_rating"].to_numpy())[::-1][:15]
+    np.testing.assert_allclose(frame["pair_rating"], best)
+
+
+def test_mean_aggregates_individual_predictions_when_the_model_target_differs(
+    loaded: tuple[DuoModule, PreparedDataset],
+) -> None:
+    """A least-misery model asked for `mean` averages the two predictions (in stars)."""
+    _, dataset = loaded
+    torch.manual_seed(0)
+    model = DuoModule.from_dataset(dataset, target="min").eval()
+    frame = recommend(model, dataset, 1, 2, k=10, aggregate="mean")
+    a = frame["rating_a"].to_numpy(np.float32)
+    b = frame["rating_b"].to_numpy(np.float32)
+    np.testing.assert_allclose(frame["pair_rating"].to_numpy(), (a + b) / 2, rtol=1e-6)
+    head = recommend(model, dataset, 1, 2, k=10, aggregate="min")
+    assert head.attrs["pair_head"]
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min"])
+def test_a_factorisation_baseline_is_served_the_same_way(loaded, aggregate: str) -> None:
+    _, dataset = loaded
+    torch.manual_seed(0)
+    model = FactorizationModule.from_dataset(dataset, k=8, init_std=0.3).eval()
+    frame = recommend(model, dataset, 38, 39, k=10, aggregate=aggregate)
+    assert len(frame) == 10 and (np.diff(frame["pair_rating"].to_numpy()) <= 0).all()
+    assert not seen(dataset, 38, 39) & set(frame["movieId"])
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min"])
+@pytest.mark.parametrize("pair", PAIRS[:3])
+def test_symmetric_in_the_two_people(loaded, pair: tuple[int, int], aggregate: str) -> None:
+    model, dataset = loaded
+    ab = recommend(model, dataset, *pair, k=10, aggregate=aggregate)
+    ba = recommend(model, dataset, *reversed(pair), k=10, aggregate=aggregate)
+    assert ab["movieId"].tolist() == ba["movieId"].tolist()
+    np.testing.assert_array_equal(ab["pair_rating"], ba["pair_rating"])
+    np.testing.assert_array_equal(ab["rating_a"], ba["rating_b"])
+    np.testing.assert_array_equal(ab["rating_b"], ba["rating_a"])
+
+
+FILTERS: list[dict[str, Any]] = [
+    {"genres": ["Comedy"]},
+    {"genres": ["horror", "Romance"]},
+    {"min_year": 1995},
+    {"max_runtime": 100},
+    {"genres": ["Drama"], "min_year": 1980, "max_runtime": 130},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS)
+def test_filters_are_respected_and_keep_the_best_qualifying(loaded, filters) -> None:
+    model, dataset = loaded
+    catalog = dataset.catalog.set_index("movieId")
+    frame = recommend(model, dataset, 38, 39, k=5, filters=filters)
+    assert len(frame) == 5
+    rows = catalog.loc[frame["movieId"]]
+    genres = [g.lower() for g in filters.get("genres", [])]
+    qualifies = pd.Series(True, index=catalog.index)
+    if genres:
+        qualifies &= (
+            catalog["genres"]
+            .str.lower()
+            .str.split("|")
+            .apply(lambda gs: bool(set(gs) & set(genres)))
+        )
+    if "min_year" in filters:
+        qualifies &= catalog["year"].astype("Float64").ge(filters["min_year"]).fillna(False)
+    if "max_runtime" in filters:
+        qualifies &= catalog["runtime"].astype("Float64").le(filters["max_runtime"]).fillna(False)
+    assert qualifies.loc[rows.index].all()
+    # same as filtering the unfiltered full ranking afterwards
+    everything = recommend(model, dataset, 38, 39, k=dataset.n_movies)
+    expected = everything[qualifies.loc[everything["movieId"]].to_numpy()].head(5)
+    assert frame["movieId"].tolist() == expected["movieId"].tolist()
+
+
+def test_bad_filters_are_named(loaded) -> None:
+    model, dataset = loaded
+    with pytest.raises(UsageError, match="unknown genre.*Cmedy.*Comedy"):
+        recommend(model, dataset, 1, 2, filters={"genres": ["Cmedy"]})
+    with pytest.raises(UsageError, match="unknown filter"):
+        recommend(model, dataset, 1, 2, filters={"language": "fr"})
+    with pytest.raises(UsageError, match="no movie .* passes the filters"):
+        recommend(model, dataset, 1, 2, filters={"min_year": 3000})
+
+
+def test_clear_errors(loaded) -> None:
+    model, dataset = loaded
+    with pytest.raises(UsageError, match="unknown user id 999: the data set 'synthetic-tiny'"):
+        recommend(model, dataset, 1, 999)
+    with pytest.raises(UsageError, match="the two users are the same"):
+        recommend(model, dataset, 7, 7)
+    for k in (0, -3):
+        with pytest.raises(UsageError, match="k must be a positive integer"):
+            recommend(model, dataset, 1, 2, k=k)
+    with pytest.raises(UsageError, match="unknown aggregate 'median'"):
+        recommend(model, dataset, 1, 2, aggregate="median")
+    with pytest.raises(UsageError, match="user ids are integers"):
+        recommend(model, dataset, 1, "bob")
+    with pytest.raises(UsageError, match=r"pair #2: unknown user id 999"):
+        recommend_many(model, dataset, [(1, 2), (3, 999)])
+    with pytest.raises(UsageError, match=r"pair #1 names user 4 twice"):
+        recommend_many(model, dataset, [(4, 4)])
+    with pytest.raises(UsageError, match="movie_vectors has 3 rows"):
+        recommend(model, dataset, 1, 2, movie_vectors=torch.zeros(3, 65))
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "max"])
+def test_batch_mode_equals_single_calls(loaded, aggregate: str) -> None:
+    model, dataset = loaded
+    pairs = pd.DataFrame(PAIRS + [(2, 1), (24, 25), (39, 15)], columns=["user_a", "user_b"])
+    filters = {"genres": ["Drama", "Comedy"]}
+    vectors = model.encode_movies()
+    many = recommend_many(
+        model,
+        dataset,
+        pairs,
+        k=6,
+        aggregate=aggregate,
+        filters=filters,
+        movie_vectors=vectors,
+        batch_size=3,
+    )
+    assert list(many.columns) == BATCH_COLUMNS
+    assert len(many) == 6 * len(pairs)
+    for (a, b), rows in many.groupby(["user_a", "user_b"], sort=False):
+        single = recommend(model, dataset, a, b, k=6, aggregate=aggregate, filters=filters)
+        assert rows["movieId"].tolist() == single["movieId"].tolist()
+        assert rows["rank"].tolist() == single["rank"].tolist()
+        assert rows["title"].tolist() == single["title"].tolist()
+        for column in ("pair_rating", "rating_a", "rating_b"):
+            np.testing.assert_allclose(rows[column], single[column], rtol=1e-6, atol=1e-6)
+    # the order of the input pairs is kept
+    first = many.drop_duplicates(["user_a", "user_b"])[["user_a", "user_b"]]
+    assert list(map(tuple, first.to_numpy())) == list(map(tuple, pairs.to_numpy()))
+
+
+def test_reused_movie_vectors_give_the_same_answer(loaded) -> None:
+    model, dataset = loaded
+    fresh = recommend(model, dataset, 3, 4, k=10)
+    reused = recommend(model, dataset, 3, 4, k=10, movie_vectors=model.encode_movies())
+    pd.testing.assert_frame_equal(fresh, reused)
+
+
+def test_checkpoint_from_another_data_set_is_refused(
+    ckpt: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    real = state["duorec_dataset"]["cache_key"]
+    state["duorec_dataset"]["cache_key"] = "0123456789abcdef"
+    state["duorec_dataset"]["name"] = "synthetic-other"
+    other = tmp_path / "other.ckpt"
+    torch.save(state, other)
+    with pytest.raises(UsageError) as err:
+        load_checkpoint(other, tiny_cache)
+    message = str(err.value)
+    assert "was trained on synthetic-other (key 0123456789abcdef" in message
+    assert f"the prepared data here is synthetic-tiny (key {real}" in message
+
+
+def test_missing_or_bad_checkpoint_is_named(tmp_path: Path, tiny_cache: Path) -> None:
+    with pytest.raises(UsageError, match=f"checkpoint not found: {tmp_path / 'none.ckpt'}"):
+        load_checkpoint(tmp_path / "none.ckpt", tiny_cache)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(UsageError, match="not a duorec checkpoint"):
+        load_checkpoint(junk, tiny_cache)
+
+
+def test_pairs_file_errors_name_the_file_and_column(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="pairs file not found"):
+        read_pairs(tmp_path / "none.csv")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("user_a,other\n1,2\n")
+    with pytest.raises(DataError, match=f"{wrong}: missing column user_b"):
+        read_pairs(wrong)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_a,user_b\n1,2\n3,x\n")
+    with pytest.raises(DataError, match=f"{bad}, line 3: column user_b must hold integer"):
+        read_pairs(bad)
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"user_b": [2, 4], "user_a": [1, 3], "note": ["x", "y"]}).to_parquet(good)
+    assert read_pairs(good).to_dict("list") == {"user_a": [1, 3], "user_b": [2, 4]}
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_cli_single_pair_writes_the_table(
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    model, dataset = loaded
+    out = tmp_path / "top.csv"
+    proc = run_cli(
+        "duorec.recommend",
+        tmp_path,
+        tiny_cache,
+        f"ckpt_path={ckpt}",
+        "users=[5,42]",
+        "k=4",
+        "aggregate=min",
+        f"output={out}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "top 4 for users 5 and 42" in proc.stdout
+    written = pd.read_csv(out)
+    expected = recommend(model, dataset, 5, 42, k=4, aggregate="min")
+    assert list(written.columns) == SINGLE_COLUMNS
+    assert written["movieId"].tolist() == expected["movieId"].tolist()
+    np.testing.assert_allclose(written["pair_rating"], expected["pair_rating"], rtol=1e-6)
+
+
+def test_cli_pairs_file_batch_mode(loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    model, dataset = loaded
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame(PAIRS, columns=["user_a", "user_b"]).to_csv(pairs, index=False)
+    # the newest train run is found without ckpt_path
+    run = tmp_path / "logs" / "train" / "runs" / "2030-01-01_00-00-00" / "checkpoints"
+    run.mkdir(parents=True)
+    shutil.copy(ckpt, run / ckpt.name)
+    out = tmp_path / "recs.parquet"
+    proc = run_cli(
+        "duorec.recommend",
+        tmp_path,
+        tiny_cache,
+        f"pairs_file={pairs}",
+        f"output={out}",
+        "k=3",
+        "filters.genres=[Drama]",
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = pd.read_parquet(out)
+    expected = recommend_many(model, dataset, PAIRS, k=3, filters={"genres": ["Drama"]})
+    assert list(written.columns) == BATCH_COLUMNS
+    pd.testing.assert_frame_equal(
+        written[["user_a", "user_b", "rank", "movieId"]],
+        expected[["user_a", "user_b", "rank", "movieId"]],
+        check_dtype=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["users=[1,999]"], ["unknown user id 999", "synthetic-tiny"]),
+        (["users=[1]"], ["users must be exactly two user ids"]),
+        (["users=[1,2]", "output=top.xlsx"], ["unknown file type '.xlsx'"]),
+    ],
+)
+def test_cli_errors_are_one_line(
+    ckpt: Path, tiny_cache: Path, tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
+    assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
+
+
+def test_cli_pairs_file_with_a_wrong_column(ckpt: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user_a,userb\n1,2\n")
+    proc = run_cli(
+        "duorec.recommend",
+        tmp_path,
+        tiny_cache,
+        f"ckpt_path={ckpt}",
+        f"pairs_file={pairs}",
+        f"output={tmp_path / 'o.csv'}",
+    )
+    assert_one_line_error(proc, str(pairs), "missing column user_b")
