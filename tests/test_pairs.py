@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duorec.data.pairs import PairSampler, RaterIndex, enumerate_triples, evaluation_triples
+from duorec.data.pairs import (
+    PairSampler,
+    RaterIndex,
+    alias_table,
+    enumerate_triples,
+    evaluation_triples,
+)
 
 
 def small_index() -> RaterIndex:
@@ -109,3 +115,14 @@ def test_no_pairs_is_a_clear_error() -> None:
     index = RaterIndex(np.array([0, 1]), np.array([0, 1]), np.ones(2, np.float32), 2)
     with pytest.raises(ValueError, match="no movie has two raters"):
         PairSampler(index)
+
+
+def test_alias_table_reproduces_the_weights_exactly() -> None:
+    """P(k) = (prob[k] + sum of (1 - prob[j]) over j aliased to k) / n, for every k."""
+    weights = np.random.default_rng(4).pareto(1.2, 5000)
+    weights[::7] = 0.0  # movies with fewer than two raters
+    prob, alias = alias_table(weights)
+    n = len(weights)
+    implied = (prob + np.bincount(alias, weights=1.0 - prob, minlength=n)) / n
+    np.testing.assert_allclose(implied, weights / weights.sum(), atol=1e-12)
+    assert (implied[weights == 0] == 0).all()

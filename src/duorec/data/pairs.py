@@ -76,6 +76,29 @@ class RaterIndex:
         raise ValueError(f"unknown pair weighting {weighting!r}: choose one of {WEIGHTINGS}")
 
 
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table: draw k uniformly, keep it if u < prob[k], else take alias[k].
+
+    O(1) per draw with two gathers, where a binary search over 87k cumulative weights was 60%
+    of the sampler's time at MovieLens-32M scale. Built once, O(movies).
+    """
+    n = len(weights)
+    scaled = weights / weights.sum() * n
+    prob = np.ones(n)
+    alias = np.arange(n)
+    small = list(np.flatnonzero(scaled < 1.0))
+    large = list(np.flatnonzero(scaled >= 1.0))
+    while small and large:
+        lo, hi = small.pop(), large.pop()
+        prob[lo], alias[lo] = scaled[lo], hi
+        scaled[hi] -= 1.0 - scaled[lo]
+        (small if scaled[hi] < 1.0 else large).append(hi)
+    # rounding can leave a weightless entry unpaired; it must still never be drawn
+    stranded = (weights == 0) & (alias == np.arange(n))
+    prob[stranded], alias[stranded] = 0.0, int(np.argmax(weights))
+    return prob, alias
+
+
 class PairSampler:
     """Vectorised draws of training triples from a `RaterIndex`."""
 
@@ -85,13 +108,13 @@ class PairSampler:
             raise ValueError("no movie has two raters in the training split: no pairs to train on")
         self.index = index
         self.weighting = weighting
-        self.cumulative = np.cumsum(weights)
+        self.prob, self.alias = alias_table(weights)
 
     def draw(self, n: int, rng: np.random.Generator) -> Triples:
         """Draw `n` triples: movies by weight, then two distinct raters of each, O(n)."""
         idx = self.index
-        movie = np.searchsorted(self.cumulative, rng.random(n) * self.cumulative[-1], side="right")
-        movie = np.minimum(movie, len(self.cumulative) - 1)
+        k = rng.integers(0, len(self.prob), n)
+        movie = np.where(rng.random(n) < self.prob[k], k, self.alias[k])
         count = idx.counts[movie]
         first = (rng.random(n) * count).astype(np.int64)
         second = (rng.random(n) * (count - 1)).astype(np.int64)
