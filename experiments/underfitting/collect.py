@@ -87,6 +87,9 @@ def plot_curves(frame: pd.DataFrame, out: Path) -> None:
                 axes[0, col].plot(curves.index, curves["train/loss_epoch"], marker=".", label=label)
                 axes[1, col].plot(curves.index, curves["val/pair_rmse"], marker=".", label=label)
             axes[0, col].set_title(f"hidden {hidden}, batch {batch}")
+            axes[0, col].set_yscale("log")  # the first epoch of a high learning rate spikes
+            floor = subset["val_pair_rmse"].min()
+            axes[1, col].set_ylim(0.97 * floor, 1.05 * subset["global_mean_pair_rmse"].iloc[0])
             axes[1, col].set_xlabel("epoch")
             for baseline, style in (("mf_pair_rmse", "--"), ("global_mean_pair_rmse", ":")):
                 if baseline in subset:
@@ -96,7 +99,7 @@ def plot_curves(frame: pd.DataFrame, out: Path) -> None:
                         ls=style,
                         label=baseline.replace("_pair_rmse", " (test)"),
                     )
-        axes[0, 0].set_ylabel("train loss (scaled MSE, pair + individual)")
+        axes[0, 0].set_ylabel("train loss (scaled MSE, pair + individual; log)")
         axes[1, 0].set_ylabel("validation pair RMSE (stars)")
         axes[1, -1].legend(fontsize=8)
         fig.suptitle(f"{data}: training curves per setting")
@@ -209,6 +212,38 @@ def main() -> None:
                     "test_pair_rmse",
                     "mf_pair_rmse",
                     "global_mean_pair_rmse",
+                ],
+            )
+        )
+    optuna_root = newest_multirun(args.logs, "underfitting_optuna")
+    optuna = collect(optuna_root)
+    if not optuna.empty:
+        best = yaml.safe_load((optuna_root / "optimization_results.yaml").read_text())
+        optuna = optuna.sort_values("val_pair_rmse")
+        optuna.drop(columns="_curves").to_csv(args.out / "optuna.csv", index=False)
+        grid_best = grid[grid.data == optuna["data"].iloc[0]].nsmallest(1, "val_pair_rmse")
+        summary = pd.concat(
+            [
+                grid_best.assign(search="grid (16 settings)"),
+                optuna.head(1).assign(search=f"optuna TPE ({len(optuna)} trials)"),
+            ]
+        )
+        parts.append(
+            "## Optuna against the grid\n\n"
+            f"Optuna's best parameters: `{best['best_params']}`, "
+            f"best value {best['best_value']:.4f}"
+            "\n\n"
+            + markdown(
+                summary,
+                [
+                    "search",
+                    "data",
+                    "lr",
+                    "hidden",
+                    "batch_size",
+                    "val_pair_rmse",
+                    "test_pair_rmse",
+                    "mf_pair_rmse",
                 ],
             )
         )
