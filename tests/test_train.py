@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, compose_config
+from omegaconf import OmegaConf
 
 from duorec.train import train
 
@@ -95,8 +96,17 @@ GROUPS = {
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["csv", "tensorboard", "wandb", "many"],
     "callbacks": ["default", "none"],
-    "data": ["synthetic", "movielens"],
+    "data": ["synthetic", "movielens", "ml_latest_small"],
     "model": ["duo", "mf", "bias"],
+    "eval": ["default"],
+    "hparams_search": ["optuna"],
+    "+ablation": ["ids_only", "features_only", "ids_features", "all"],
+    "+experiment": [
+        "underfitting",
+        "underfitting_ablation",
+        "underfitting_optuna",
+        "best_ml_latest_small",
+    ],
 }
 
 
@@ -106,14 +116,23 @@ GROUPS = {
 def test_every_config_group_composes(tmp_path: Path, group: str, option: str) -> None:
     extra = ["data.movielens_dir=/x"] if option == "movielens" else []
     cfg = compose_config("train", [f"{group}={option}", *extra], tmp_path)
-    assert cfg.model.hidden > 0 and cfg.data.batch_size > 0
-    from omegaconf import OmegaConf
-
+    assert cfg.model._target_.startswith("duorec.model.") and cfg.data.batch_size > 0
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    if option == "best_ml_latest_small":
+        assert cfg.data.name == "ml-latest-small" and cfg.optim.lr == 1e-3
+    if group == "+ablation":
+        expected = {
+            "ids_only": (True, False, False),
+            "features_only": (False, True, False),
+            "ids_features": (True, True, False),
+            "all": (True, True, True),
+        }[option]
+        assert (cfg.model.use_ids, cfg.model.use_features, cfg.model.use_people) == expected
 
 
 def test_config_files_cover_every_option() -> None:
     """A new conf/ file without a compose test above would go unchecked."""
     conf = Path(__file__).resolve().parents[1] / "conf"
     for group, options in GROUPS.items():
-        assert sorted(p.stem for p in (conf / group).glob("*.yaml")) == sorted(options), group
+        folder = conf / group.lstrip("+")
+        assert sorted(p.stem for p in folder.glob("*.yaml")) == sorted(options), group
