@@ -33,7 +33,10 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
                 print(f"{prog}: error: {err}", file=sys.stderr)
                 sys.exit(1)
             except KeyboardInterrupt:
-                print(f"{prog}: interrupted; nothing half-written was kept", file=sys.stderr)
+                print(
+                    f"{prog}: interrupted; nothing half-written was kept (re-run to resume)",
+                    file=sys.stderr,
+                )
                 sys.exit(130)
 
         return wrapper  # type: ignore[return-value]

@@ -26,7 +26,6 @@ import http.client
 import logging
 import os
 import re
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +38,7 @@ import hydra
 from omegaconf import DictConfig
 
 from duorec import __version__
+from duorec.cli import friendly_errors
 from duorec.data.errors import DataError
 from duorec.io import atomic_path
 
@@ -510,16 +510,10 @@ def run(cfg: DictConfig) -> list[Path]:
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="download")
+@friendly_errors("duorec.download", DownloadError)
 def main(cfg: DictConfig) -> None:
     """Thin CLI wrapper: known failures become one line on stderr and exit status 1."""
-    try:
-        run(cfg)
-    except (DataError, DownloadError) as exc:
-        print(f"duorec.download: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("duorec.download: interrupted; re-run the same command to resume", file=sys.stderr)
-        sys.exit(130)
+    run(cfg)
 
 
 if __name__ == "__main__":
