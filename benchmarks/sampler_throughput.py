@@ -21,10 +21,17 @@ synthetic ``ml32m``, both generated into ``--cache-dir`` on first use):
    ``--loader-triples`` triples, worker start-up included (the datamodule does not keep
    workers between epochs); median over ``--loader-repeats``; its cost column compares with
    the same number of ``rng.integers`` batches timed just before.
-4. Where the time of one ``pairs`` draw goes (``--breakdown-batch``): the movie step alone
-   (``rng.random`` + ``np.searchsorted`` over the cumulative weights, as in ``draw``), and a
-   prototype written in this script (not in duorec) that picks movies from a Walker/Vose
-   alias table in O(1) instead: the same distribution, two gathers instead of a binary search.
+4. Where the time of one ``pairs`` draw goes (``--breakdown-batch``): the body of
+   ``PairSampler.draw`` replayed here in three timed stages (``time.perf_counter`` around
+   each, per batch): the movie draw (``rng.integers`` + ``rng.random`` + the ``prob`` /
+   ``alias`` gathers of the Walker/Vose alias table), the rater draws (``counts`` and
+   ``indptr`` of each movie, two ``rng.random``, the two rater offsets) and the gathers of
+   the two raters and their ratings from the 4 columns of the index. The replay is checked
+   to return exactly what ``draw`` returns from the same seed. Beside it, in the same run and
+   interleaved with it (each repeat runs ``draw``, the alias replay and the baseline in turn),
+   the baseline: the same replay with the movie sampler used before the alias table,
+   ``np.searchsorted`` over ``np.cumsum(index.weights("pairs"))`` of ``rng.random(n) * total``
+   (written here; duorec no longer has it). The speed-ups are medians of per-repeat ratios.
 5. Memory at each scale: bytes held by the ``RaterIndex`` + ``PairSampler`` arrays (nbytes),
    the RSS growth while building them, and the peak traced allocation during construction
    (tracemalloc, which numpy reports to), all per training rating; compared with what
@@ -64,7 +71,7 @@ from _common import (
     save_json,
 )
 
-from duorec.data.pairs import WEIGHTINGS, PairSampler, RaterIndex
+from duorec.data.pairs import WEIGHTINGS, PairSampler, RaterIndex, Triples
 from duorec.data.split import TRAIN, split_ratings
 
 GOAL = 5_000_000  # triples/s on the 2-core development machine
@@ -140,7 +147,7 @@ def build_index(arrays: dict[str, Any]) -> tuple[RaterIndex, dict[str, Any]]:
     gc.collect()
     grown = rss_bytes() - before
     held = sum(a.nbytes for a in (index.raters, index.ratings, index.indptr, index.counts))
-    held_sampler = samplers["pairs"].cumulative.nbytes
+    held_sampler = samplers["pairs"].prob.nbytes + samplers["pairs"].alias.nbytes
     n = len(index.raters)
     n_pairs = index.n_pairs
     memory = {
@@ -236,65 +243,160 @@ def time_draws(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, An
     return rows
 
 
-def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table of `weights`: draw k uniform, keep it if u < prob[k], else alias."""
-    n = len(weights)
-    scaled = weights / weights.sum() * n
-    prob = np.ones(n)
-    alias = np.arange(n)
-    small = list(np.flatnonzero(scaled < 1.0))
-    large = list(np.flatnonzero(scaled >= 1.0))
-    while small and large:
-        lo, hi = small.pop(), large.pop()
-        prob[lo], alias[lo] = scaled[lo], hi
-        scaled[hi] -= 1.0 - scaled[lo]
-        (small if scaled[hi] < 1.0 else large).append(hi)
-    return prob, alias
+STAGES = ("movie draw", "rater draws", "gathers")
 
 
-def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Where one `pairs` draw spends its time, and an O(1) alias-table movie step beside it.
+class _Replay:
+    """The index arrays and a generator, so `staged_draw` reads them like `draw` does."""
 
-    The alias rows are a prototype written here (not in duorec): the same distribution over
-    movies as the cumulative-weight binary search, with two gathers instead of a search.
+    def __init__(self, index: RaterIndex, rng: np.random.Generator):
+        self.counts, self.indptr = index.counts, index.indptr
+        self.raters, self.ratings = index.raters, index.ratings
+        self.rng = rng
+
+
+def staged_draw(index: _Replay, movies: Any, n: int, acc: list[float]) -> Triples:
+    """`PairSampler.draw`'s body with `movies(n)` as its movie step, each stage timed into acc.
+
+    acc[0] += movie draw, acc[1] += rater draws (offsets), acc[2] += gathers (seconds).
     """
-    batch, total, repeats = args.breakdown_batch, args.triples_per_repeat, args.repeats
-    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    movie = movies(n)
+    t1 = time.perf_counter()
+    count = index.counts[movie]
+    first = (index.rng.random(n) * count).astype(np.int64)
+    second = (index.rng.random(n) * (count - 1)).astype(np.int64)
+    second += second >= first
+    a = index.indptr[movie] + first
+    b = index.indptr[movie] + second
+    t2 = time.perf_counter()
+    out = Triples(index.raters[a], index.raters[b], movie, index.ratings[a], index.ratings[b])
+    t3 = time.perf_counter()
+    acc[0] += t1 - t0
+    acc[1] += t2 - t1
+    acc[2] += t3 - t2
+    return out
+
+
+def alias_movies(sampler: PairSampler, rng: np.random.Generator):
+    """The movie step of `PairSampler.draw` (alias table), as a function of n."""
+    prob, alias = sampler.prob, sampler.alias
+
+    def movies(n: int) -> np.ndarray:
+        k = rng.integers(0, len(prob), n)
+        return np.where(rng.random(n) < prob[k], k, alias[k])
+
+    return movies
+
+
+def search_movies(cumulative: np.ndarray, rng: np.random.Generator):
+    """Baseline: the movie step before the alias table, a binary search of cumulative weights."""
+    total, last = cumulative[-1], len(cumulative) - 1
+
+    def movies(n: int) -> np.ndarray:
+        movie = np.searchsorted(cumulative, rng.random(n) * total, side="right")
+        return np.minimum(movie, last)
+
+    return movies
+
+
+def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any]:
+    """Where one `pairs` draw spends its time, and the binary-search movie step beside it."""
+    batch, repeats = args.breakdown_batch, args.repeats
+    calls = max(1, -(-args.triples_per_repeat // batch))
     sampler = PairSampler(index, "pairs")
-    cum = sampler.cumulative
-    prob, alias = alias_table(index.weights("pairs"))
+    cumulative = np.cumsum(index.weights("pairs"))
 
-    def search(b: int) -> np.ndarray:
-        return np.searchsorted(cum, rng.random(b) * cum[-1], side="right")
+    # the replay must be draw itself: same seed, same triples
+    check_rng = np.random.default_rng(args.seed)
+    replay = _Replay(index, check_rng)
+    check = staged_draw(replay, alias_movies(sampler, check_rng), 1000, [0.0, 0.0, 0.0])
+    ref = sampler.draw(1000, np.random.default_rng(args.seed))
+    for field in Triples.__dataclass_fields__:
+        if not np.array_equal(getattr(check, field), getattr(ref, field)):
+            raise AssertionError(f"staged replay differs from PairSampler.draw in {field}")
 
-    def alias_movies(b: int) -> np.ndarray:
-        k = rng.integers(0, len(prob), b)
-        return np.where(rng.random(b) < prob[k], k, alias[k])
+    rng = np.random.default_rng(args.seed)
+    replay = _Replay(index, rng)
+    variants = {
+        "alias": alias_movies(sampler, rng),
+        "binary search": search_movies(cumulative, rng),
+    }
+    draw_seconds: list[float] = []
+    stage_seconds: dict[str, list[list[float]]] = {v: [] for v in variants}
+    for rep in range(repeats + 1):  # repeat 0 is the warm-up
+        start = time.perf_counter()
+        for _ in range(calls):
+            sampler.draw(batch, rng)
+        elapsed = time.perf_counter() - start
+        if rep:
+            draw_seconds.append(elapsed)
+        for name, movies in variants.items():
+            acc = [0.0, 0.0, 0.0]
+            for _ in range(calls):
+                staged_draw(replay, movies, batch, acc)
+            if rep:
+                stage_seconds[name].append(acc)
 
-    def alias_draw(b: int) -> tuple[np.ndarray, ...]:
-        movie = alias_movies(b)
-        count = index.counts[movie]
-        first = (rng.random(b) * count).astype(np.int64)
-        second = (rng.random(b) * (count - 1)).astype(np.int64)
-        second += second >= first
-        start = index.indptr[movie]
-        a, c = start + first, start + second
-        return index.raters[a], index.raters[c], movie, index.ratings[a], index.ratings[c]
+    triples = calls * batch
 
-    cells = [
-        ("PairSampler.draw (pairs)", lambda b: sampler.draw(b, rng)),
-        ("  of which: movie step, rng.random + searchsorted", search),
-        ("prototype: alias-table movie step", alias_movies),
-        ("prototype: draw with the alias movie step", alias_draw),
+    def us(seconds: float) -> float:
+        return seconds / calls * 1e6
+
+    per_variant = {}
+    for name, reps in stage_seconds.items():
+        totals = [sum(r) for r in reps]
+        per_variant[name] = {
+            "total": median(totals),
+            **{stage: median([r[i] for r in reps]) for i, stage in enumerate(STAGES)},
+        }
+    alias_total = per_variant["alias"]["total"]
+    rows = [
+        {
+            "what": "PairSampler.draw (pairs)",
+            "triples/s": triples / median(draw_seconds),
+            "us/batch": us(median(draw_seconds)),
+            "share of alias draw": median(draw_seconds) / alias_total,
+        }
     ]
-    rows = []
-    for name, fn in cells:
-        med, _ = rate(fn, batch, total, repeats)
-        rows.append({"batch": batch, "what": name, "triples/s": med, "us/batch": batch / med * 1e6})
-    full = rows[0]["us/batch"]
-    for row in rows:
-        row["share of draw"] = row["us/batch"] / full
-    return rows
+    for name, stages in per_variant.items():
+        label = "draw, alias movie step" if name == "alias" else "baseline: draw, binary search"
+        rows.append(
+            {
+                "what": f"{label} (sum of stages)",
+                "triples/s": triples / stages["total"],
+                "us/batch": us(stages["total"]),
+                "share of alias draw": stages["total"] / alias_total,
+            }
+        )
+        for stage in STAGES:
+            what = stage
+            if stage == "movie draw":
+                what += " (alias table)" if name == "alias" else " (searchsorted)"
+            rows.append(
+                {
+                    "what": f"  {what}",
+                    "triples/s": triples / stages[stage],
+                    "us/batch": us(stages[stage]),
+                    "share of alias draw": stages[stage] / alias_total,
+                }
+            )
+    search, alias = stage_seconds["binary search"], stage_seconds["alias"]
+    ratios = {
+        "movie step: binary search / alias": median(
+            [s[0] / a[0] for s, a in zip(search, alias, strict=True)]
+        ),
+        "whole draw: binary search / alias": median(
+            [sum(s) / sum(a) for s, a in zip(search, alias, strict=True)]
+        ),
+        "binary-search draw / PairSampler.draw": median(
+            [sum(s) / d for s, d in zip(search, draw_seconds, strict=True)]
+        ),
+        "alias replay / PairSampler.draw": median(
+            [sum(a) / d for a, d in zip(alias, draw_seconds, strict=True)]
+        ),
+    }
+    return {"rows": [{"batch": batch, **row} for row in rows], "ratios": ratios}
 
 
 def time_loader(index: RaterIndex, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -369,7 +471,10 @@ def main() -> None:
         print(markdown_table(draws))
         breakdown = time_breakdown(index, args)
         print("\n### Where a draw's time goes (median of repeats)\n")
-        print(markdown_table(breakdown))
+        print(markdown_table(breakdown["rows"]))
+        print()
+        print(markdown_table([{"same-run ratio (median per repeat)": k, "x": v}
+                              for k, v in breakdown["ratios"].items()]))  # fmt: skip
         loader = time_loader(index, args)
         print("\n### DataLoader (SampledPairBatches + EpochBatchSampler, dict of tensors)\n")
         print(markdown_table(loader))
