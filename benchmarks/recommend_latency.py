@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import machine_info, markdown_table, save_json
+from omegaconf import OmegaConf
 
 from duorec import recommend as rec
 from duorec.data.features import Features
@@ -167,6 +168,13 @@ def batch_throughput(
     }
 
 
+def model_config() -> dict[str, Any]:
+    """The sizes of conf/model/duo.yaml, so the benchmark times the model users train."""
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/model/duo.yaml"))
+    cfg.pop("_target_")
+    return cfg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", type=Path, help="a trained checkpoint (file or run folder)")
@@ -201,9 +209,9 @@ def main() -> None:
         setup["generate data"] = time.perf_counter() - start
         start = time.perf_counter()
         torch.manual_seed(args.seed)
-        model = DuoModule.from_dataset(dataset).eval()
+        model = DuoModule.from_dataset(dataset, **model_config()).eval()
         setup["build model"] = time.perf_counter() - start
-        source = "DuoModule (random weights, default sizes) over synthetic data"
+        source = "DuoModule (random weights, conf/model/duo.yaml sizes) over synthetic data"
     first = random_pairs(dataset, 1, args.seed + 2)[0]
     start = time.perf_counter()
     rec.recommend(model, dataset, first[0], first[1], 10, model.target)
