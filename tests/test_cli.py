@@ -119,6 +119,14 @@ def test_ddp_two_cpu_processes_draw_disjoint_reproducible_streams(tmp_path: Path
     assert first[0]["val_rmse"] == pytest.approx(first[1]["val_rmse"])  # metrics are synced
 
 
+def test_train_command_runs_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+    out = run("duorec.train", ["trainer=ddp", "trainer.devices=2", *FAST], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MEMBER: 2/2" in out.stderr + out.stdout
+    (metrics,) = (tmp_path / "logs" / "train" / "runs").glob("*/metrics.json")
+    assert json.loads(metrics.read_text())["test"]["pair_rmse"] > 0
+
+
 def test_bad_data_path_is_one_clear_line(tmp_path: Path) -> None:
     out = run(
         "duorec.prepare", ["data=movielens", f"data.movielens_dir={tmp_path / 'none'}"], tmp_path

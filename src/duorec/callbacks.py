@@ -30,4 +30,7 @@ class TripleThroughput(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.seconds > 0:
-            pl_module.log("train/triples_per_s", self.triples / self.seconds)
+            # per rank; the sum over ranks is the job's throughput
+            pl_module.log(
+                "train/triples_per_s", self.triples / self.seconds, reduce_fx="sum", sync_dist=True
+            )

@@ -166,7 +166,8 @@ class PairRatingModule(L.LightningModule):
                 f"{prefix}/pair_rmse": mse.sqrt(),
                 f"{prefix}/pair_mae": values[f"{prefix}/mae"],
                 f"{prefix}/scaled_mse": mse / (self.r_max - self.r_min) ** 2,
-            }
+            },
+            sync_dist=True,  # already synced by torchmetrics: identical on every rank
         )
         metrics.reset()
 
