@@ -105,6 +105,7 @@ GROUPS = {
         "underfitting",
         "underfitting_ablation",
         "underfitting_optuna",
+        "underfitting_samples",
         "best_ml_latest_small",
     ],
 }

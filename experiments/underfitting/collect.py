@@ -215,6 +215,27 @@ def main() -> None:
                 ],
             )
         )
+    samples = collect(newest_multirun(args.logs, "underfitting_samples"))
+    if not samples.empty:
+        samples = samples.sort_values(["data", "lr", "samples_per_epoch"])
+        samples.drop(columns="_curves").to_csv(args.out / "samples.csv", index=False)
+        parts.append(
+            "## Triples per epoch\n\n"
+            + markdown(
+                samples,
+                [
+                    "data",
+                    "lr",
+                    "samples_per_epoch",
+                    "epochs",
+                    "final_train_loss",
+                    "val_pair_rmse",
+                    "test_pair_rmse",
+                    "mf_pair_rmse",
+                    "bias_pair_rmse",
+                ],
+            )
+        )
     optuna_root = newest_multirun(args.logs, "underfitting_optuna")
     optuna = collect(optuna_root)
     if not optuna.empty:
