@@ -109,6 +109,10 @@ def test_evaluation_sample_is_distinct_seeded_and_bounded() -> None:
     keys = np.stack([sample.user_a, sample.user_b, sample.movie], 1)
     assert len(np.unique(keys, axis=0)) == 1000
     assert len(evaluation_triples(index, None, seed=3)) == index.n_pairs
+    # a sample close to the full set is still exactly the size asked for, and distinct
+    near = evaluation_triples(index, index.n_pairs - 5, seed=3)
+    assert len(near) == index.n_pairs - 5
+    assert len(np.unique(np.stack([near.user_a, near.user_b, near.movie], 1), axis=0)) == len(near)
 
 
 def test_no_pairs_is_a_clear_error() -> None:

@@ -9,6 +9,8 @@ exact stream an uninterrupted run would have drawn. Lightning calls `set_epoch` 
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import numpy as np
 import torch
@@ -17,6 +19,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from duorec.data.pairs import PairSampler, RaterIndex, Triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.data.split import SPLIT_NAMES
+
+log = logging.getLogger(__name__)
 
 
 def triples_to_batch(triples: Triples) -> dict[str, torch.Tensor]:
@@ -144,7 +148,10 @@ class PairDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.train_sampler = PairSampler(self.rater_index("train"), self.pair_weighting)
         for split in ("val", "test"):
-            self.evaluation_triples(split)
+            total = self.rater_index(split).n_pairs
+            used = len(self.evaluation_triples(split))
+            how = "all of them" if used == total else "a fixed seeded sample"
+            log.info("%s: %d pair triples (%s of %d)", split, used, how, total)
 
     @property
     def _rank_world(self) -> tuple[int, int]:

@@ -156,16 +156,26 @@ def enumerate_triples(index: RaterIndex) -> Triples:
 def evaluation_triples(index: RaterIndex, max_triples: int | None, seed: int) -> Triples:
     """The fixed triple set of an evaluation split: all of them, or a seeded sample.
 
-    All triples when there are at most `max_triples`; otherwise `max_triples` distinct
-    triples drawn uniformly, which keeps evaluation O(max_triples) on any data size.
+    All triples when there are at most `max_triples`; otherwise exactly `max_triples`
+    distinct triples drawn uniformly. When the sample is a large share of all triples they
+    are enumerated and subsampled; when it is a small share they are drawn lazily (duplicates
+    dropped, drawing more until enough), so evaluation stays O(max_triples) on any data size.
     """
     total = index.n_pairs
     if max_triples is None or total <= max_triples:
         return enumerate_triples(index)
     rng = np.random.default_rng([seed, 0x7E57])
+    if total <= 4 * max_triples:
+        keep = np.sort(rng.choice(total, size=max_triples, replace=False))
+        return enumerate_triples(index).take(keep)
     sampler = PairSampler(index, "pairs")
-    chosen = sampler.draw(int(max_triples * 1.2) + 16, rng).ordered()
-    key = np.stack([chosen.movie, chosen.user_a, chosen.user_b], axis=1)
-    _, first = np.unique(key, axis=0, return_index=True)
+    n_draw = int(max_triples * 1.25) + 16
+    while True:
+        chosen = sampler.draw(n_draw, rng).ordered()
+        key = np.stack([chosen.movie, chosen.user_a, chosen.user_b], axis=1)
+        _, first = np.unique(key, axis=0, return_index=True)
+        if len(first) >= max_triples:
+            break
+        n_draw *= 2
     keep = np.sort(rng.permutation(first)[:max_triples])
     return chosen.take(keep)
