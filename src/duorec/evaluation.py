@@ -32,18 +32,6 @@ from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularit
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "targets": ["mean", "min", "max"],
-    "k": 10,
-    "relevance_threshold": 4.0,
-    "ranking_pairs": 2000,
-    "baselines": ["global_mean", "bias", "mf", "popularity"],
-    "mf": {"k": 32, "reg": 0.12, "n_iter": 15},
-    "bootstrap": 1000,
-    "seed": 0,
-}
-
-
 @torch.no_grad()
 def predict_triples(
     model: PairRatingModule, triples: Triples, batch_size: int = 16384
@@ -103,10 +91,13 @@ def fit_baselines(
 
 
 def evaluate(
-    model: PairRatingModule, datamodule: PairDataModule, options: Mapping[str, Any] | None = None
+    model: PairRatingModule, datamodule: PairDataModule, opts: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """All test metrics of `model` and its baselines; the dictionary written to metrics.json."""
-    opts = {**DEFAULTS, **(options or {})}
+    """All test metrics of `model` and its baselines; the dictionary written to metrics.json.
+
+    `opts` is the `eval` config group (conf/eval/default.yaml): targets, k, relevance
+    threshold, ranking sample size, baselines, MF settings, bootstrap resamples, seed.
+    """
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
     train_frame = ds.split("train")
