@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from duorec.data.datamodule import PairDataModule, triples_to_batch
+from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
 from duorec.metrics import (
     bootstrap_diff_ci,
@@ -32,20 +32,20 @@ from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularit
 
 log = logging.getLogger(__name__)
 
+
 @torch.no_grad()
 def predict_triples(
     model: PairRatingModule, triples: Triples, batch_size: int = 16384
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Star-scale predictions (pair, person a, person b) for every triple."""
     model.eval()
+    if len(triples) == 0:
+        return tuple(np.zeros(0, np.float32) for _ in range(3))  # type: ignore[return-value]
     parts: list[tuple[torch.Tensor, ...]] = []
-    for start in range(0, len(triples), batch_size):
-        batch = triples_to_batch(triples.take(slice(start, start + batch_size)))
+    for batch in FixedTripleBatches(triples, batch_size):
         batch = {k: v.to(model.device) for k, v in batch.items()}
         outputs = model(batch["user_a"], batch["user_b"], batch["movie"])
         parts.append(tuple(model.unscale(x).cpu() for x in outputs))
-    if not parts:
-        return tuple(np.zeros(0, np.float32) for _ in range(3))  # type: ignore[return-value]
     pair, ra, rb = (torch.cat(column).numpy() for column in zip(*parts, strict=True))
     return pair, ra, rb
 

@@ -22,6 +22,13 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float) -> 
     return nn.Sequential(*blocks)
 
 
+def embedding(n: int, dim: int) -> nn.Embedding:
+    """An id table starting small (std 0.05), so ids begin as a nudge on top of the features."""
+    table = nn.Embedding(n, dim)
+    nn.init.normal_(table.weight, std=0.05)
+    return table
+
+
 class UserTower(nn.Module):
     """id embedding + (mean, count, per-genre shares and tastes) -> MLP -> out_dim."""
 
@@ -40,9 +47,7 @@ class UserTower(nn.Module):
         super().__init__()
         if not (use_ids or use_features):
             raise ValueError("the user tower needs ids or features (or both)")
-        self.embedding = nn.Embedding(n_users, embed_dim) if use_ids else None
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, std=0.05)
+        self.embedding = embedding(n_users, embed_dim) if use_ids else None
         self.register_buffer("features", torch.zeros(n_users, n_features if use_features else 0))
         in_dim = (embed_dim if use_ids else 0) + self.features.shape[1]
         self.net = mlp(in_dim, hidden, out_dim, layers, dropout)
@@ -81,9 +86,7 @@ class MovieTower(nn.Module):
         use_people = use_people and n_people > 0 and max_people > 0
         if not (use_ids or use_features or use_people):
             raise ValueError("the movie tower needs ids, features or people")
-        self.embedding = nn.Embedding(n_movies, embed_dim) if use_ids else None
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, std=0.05)
+        self.embedding = embedding(n_movies, embed_dim) if use_ids else None
         self.register_buffer("features", torch.zeros(n_movies, n_features if use_features else 0))
         self.people = (
             nn.EmbeddingBag(n_people + 1, embed_dim, mode="mean", padding_idx=n_people)
