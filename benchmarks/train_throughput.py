@@ -94,10 +94,12 @@ def sync(device: torch.device) -> None:
 
 def build_model(cfg: Any, dataset: Any, device: torch.device) -> L.LightningModule:
     import hydra
-    from omegaconf import OmegaConf
 
     build = hydra.utils.instantiate(cfg.model, _partial_=True)
-    model = build(dataset=dataset, optim=OmegaConf.to_container(cfg.optim, resolve=True))
+    scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = build(
+        dataset=dataset, optimizer=hydra.utils.instantiate(cfg.optim), scheduler=scheduler
+    )
     return model.to(device)
 
 

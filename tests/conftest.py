@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -34,3 +34,11 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TINY = ["data.synthetic.size=tiny", "data.samples_per_epoch=20000", "data.batch_size=512"]
+
+
+def model_kwargs(name: str = "duo", **overrides: object) -> dict:
+    """The hyperparameters of conf/model/NAME.yaml (the one home of their defaults)."""
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml"))
+    cfg.pop("_target_")
+    cfg.update(overrides)
+    return cfg

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
+import hydra
 import lightning as L
+import torch
 from omegaconf import OmegaConf
-
-from duorec.data.build import prepare_dataset
-from duorec.data.datamodule import PairDataModule
-from duorec.model.module import DuoModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -39,9 +38,14 @@ def main(cache_dir: str, out_dir: str) -> None:
     data.synthetic.size = "tiny"
     data.seed = 0
     data.name = "synthetic-tiny"
-    prepared = prepare_dataset(data, cache_dir)
-    datamodule = PairDataModule(prepared.dataset, batch_size=128, samples_per_epoch=1024, seed=0)
-    model = DuoModule.from_dataset(prepared.dataset, hidden=16, optim={"lr": 1e-3})
+    data.cache_dir = cache_dir
+    data.batch_size = 128
+    data.samples_per_epoch = 1024
+    datamodule = hydra.utils.instantiate(data)
+    model_cfg = OmegaConf.load(CONF / "model" / "duo.yaml")
+    model_cfg.hidden = 16
+    build = hydra.utils.instantiate(model_cfg, _partial_=True)
+    model = build(dataset=datamodule.dataset, optimizer=partial(torch.optim.AdamW, lr=1e-3))
     probe = BatchProbe()
     trainer = L.Trainer(
         strategy="ddp",

@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import model_kwargs
 
 from duorec.model.fusion import aggregate
 from duorec.model.module import DuoModule
-from duorec.model.towers import MovieTower
+from duorec.model.towers import MovieTower, TowerConfig
+
+
+def duo_kwargs(**overrides) -> dict:
+    """conf/model/duo.yaml as DuoModule's own arguments (the bag width is from_dataset's)."""
+    kwargs = {"rating_range": (0.5, 5.0), **model_kwargs(**overrides)}
+    kwargs.pop("max_people_per_movie")
+    return kwargs
 
 
 def make_module(**kwargs) -> DuoModule:
@@ -20,7 +28,7 @@ def make_module(**kwargs) -> DuoModule:
         n_movie_features=5,
         n_people=12,
         max_people=4,
-        **kwargs,
+        **duo_kwargs(**kwargs),
     )
     with torch.no_grad():  # non-trivial features, so feature paths matter
         module.user_tower.features.normal_()
@@ -67,18 +75,8 @@ def test_aggregates() -> None:
 
 
 def test_people_bags_fill_padded_matrix() -> None:
-    tower = MovieTower(
-        n_movies=3,
-        n_features=0,
-        n_people=5,
-        max_people=2,
-        embed_dim=4,
-        hidden=8,
-        out_dim=4,
-        layers=1,
-        dropout=0.0,
-        use_features=False,
-    )
+    shape = TowerConfig(4, 8, 4, 1, 0.0, use_ids=True, use_features=False, use_people=True)
+    tower = MovieTower(n_movies=3, n_features=0, n_people=5, max_people=2, cfg=shape)
     offsets = np.array([0, 3, 3, 4])  # movie 0 has 3 people (truncated to 2), movie 1 none
     index = np.array([4, 1, 2, 0], dtype=np.int32)
     tower.set_people(offsets, index)
@@ -98,8 +96,7 @@ def test_switches_remove_inputs() -> None:
             n_movie_features=2,
             n_people=0,
             max_people=0,
-            use_ids=False,
-            use_features=False,
+            **duo_kwargs(use_ids=False, use_features=False),
         )
 
 

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import model_kwargs
 from test_train import tiny_train_cfg
 
-from duorec.checkpoint import best_in_run, load_checkpoint
+from duorec.checkpoint import best_in_run, load_checkpoint, read_reference
 from duorec.cli import UsageError
 from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
@@ -97,10 +98,12 @@ def seen(dataset: PreparedDataset, *user_ids: int) -> set[int]:
 PAIRS = [(38, 39), (15, 24), (25, 38), (1, 2), (50, 7)]
 
 
-def test_loaded_checkpoint_is_the_trained_data(loaded: tuple[DuoModule, PreparedDataset]) -> None:
+def test_loaded_checkpoint_is_the_trained_data(
+    loaded: tuple[DuoModule, PreparedDataset], ckpt: Path
+) -> None:
     model, dataset = loaded
     assert not model.training
-    assert model.dataset_reference["cache_key"] == dataset.manifest["cache_key"]
+    assert read_reference(ckpt)["cache_key"] == dataset.manifest["cache_key"]
     assert (dataset.n_users, dataset.n_movies) == (50, 120)
 
 
@@ -185,7 +188,7 @@ def test_mean_aggregates_individual_predictions_when_the_model_target_differs(
     """A least-misery model asked for `mean` averages the two predictions (in stars)."""
     _, dataset = loaded
     torch.manual_seed(0)
-    model = DuoModule.from_dataset(dataset, target="min").eval()
+    model = DuoModule.from_dataset(dataset, **model_kwargs(target="min")).eval()
     frame = recommend(model, dataset, 1, 2, k=10, aggregate="mean")
     a = frame["rating_a"].to_numpy(np.float32)
     b = frame["rating_b"].to_numpy(np.float32)
@@ -198,7 +201,9 @@ def test_mean_aggregates_individual_predictions_when_the_model_target_differs(
 def test_a_factorisation_baseline_is_served_the_same_way(loaded, aggregate: str) -> None:
     _, dataset = loaded
     torch.manual_seed(0)
-    model = FactorizationModule.from_dataset(dataset, k=8, init_std=0.3).eval()
+    model = FactorizationModule.from_dataset(
+        dataset, **model_kwargs("mf", k=8, init_std=0.3)
+    ).eval()
     frame = recommend(model, dataset, 38, 39, k=10, aggregate=aggregate)
     assert len(frame) == 10 and (np.diff(frame["pair_rating"].to_numpy()) <= 0).all()
     assert not seen(dataset, 38, 39) & set(frame["movieId"])
@@ -324,9 +329,10 @@ def test_checkpoint_from_another_data_set_is_refused(
     ckpt: Path, tiny_cache: Path, tmp_path: Path
 ) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    real = state["duorec_dataset"]["cache_key"]
-    state["duorec_dataset"]["cache_key"] = "0123456789abcdef"
-    state["duorec_dataset"]["name"] = "synthetic-other"
+    reference = state["PairDataModule"]["dataset"]  # the data module's state_dict
+    real = reference["cache_key"]
+    reference["cache_key"] = "0123456789abcdef"
+    reference["name"] = "synthetic-other"
     other = tmp_path / "other.ckpt"
     torch.save(state, other)
     with pytest.raises(UsageError) as err:

@@ -54,7 +54,7 @@ def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> 
         "model.dropout=0.0",
         "callbacks.early_stopping=null",
         "test=false",
-        "optim.scheduler=none",
+        "~scheduler",
     ]
     straight = tiny_train_cfg(tmp_path / "a", tiny_cache, "trainer.max_epochs=4", *common)
     train(straight)

@@ -3,7 +3,7 @@
 A checkpoint's user and movie indices only mean something against the prepared data set that
 assigned them: the same indices over another data set would silently recommend the wrong films
 to the wrong people. So every checkpoint carries a reference to its data (name, cache key,
-sizes and the resolved data config, see `duorec.train.dataset_reference`), loading goes back to
+sizes and the resolved data config, see `PairDataModule.reference`), loading goes back to
 that exact prepared folder, and anything that does not match is refused with a sentence that
 names both data sets.
 """
@@ -17,8 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from duorec.cli import UsageError
-from duorec.data.build import prepare_dataset
+from duorec.data.build import prepare_dataset, prepared_folder
+from duorec.data.datamodule import PairDataModule
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, load_model
 
@@ -138,12 +141,7 @@ def load_checkpoint(
     except Exception as err:  # unpickling an arbitrary file can fail in any way at all
         raise UsageError(f"{path}: not a duorec checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
-    reference = model.dataset_reference
-    if not reference or not reference.get("cache_key"):
-        raise UsageError(
-            f"{path} does not say which data set it was trained on (no 'duorec_dataset' entry): "
-            "train it again with python -m duorec.train"
-        )
+    reference = read_reference(path)
     dataset = load_reference(reference, cache_dir)
     check_same_dataset(reference, dataset, path)
     sizes = (model.hparams.get("n_users"), model.hparams.get("n_movies"))
@@ -153,6 +151,18 @@ def load_checkpoint(
             f"set {describe(dataset.manifest)} has {dataset.n_users} and {dataset.n_movies}"
         )
     return model, dataset
+
+
+def read_reference(ckpt_path: str | Path) -> dict[str, Any]:
+    """The data reference a checkpoint carries: the data module's state (`PairDataModule`)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    reference = (checkpoint.get(PairDataModule.__qualname__) or {}).get("dataset")
+    if not reference or not reference.get("cache_key"):
+        raise UsageError(
+            f"{ckpt_path} does not say which data set it was trained on (no data module state): "
+            "train it again with python -m duorec.train"
+        )
+    return reference
 
 
 def load_reference(
@@ -171,7 +181,7 @@ def load_reference(
     if not caches:
         raise UsageError("the checkpoint names no cache folder: pass paths.cache_dir=PATH")
     for cache in caches:
-        folder = Path(cache) / "prepared" / f"{name}-{reference['cache_key']}"
+        folder = prepared_folder(cache, name, reference["cache_key"])
         if (folder / "manifest.json").is_file():
             log.info("data set %s from %s", name, folder)
             return PreparedDataset.load(folder)

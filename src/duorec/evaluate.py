@@ -18,36 +18,21 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from duorec.checkpoint import load_checkpoint, resolve_checkpoint
+from duorec.checkpoint import load_checkpoint, read_reference, resolve_checkpoint
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
-from duorec.data.prepared import PreparedDataset
 from duorec.evaluation import evaluate
 from duorec.io import atomic_path
 from duorec.model.base import PairRatingModule
 from duorec.report import print_report
-from duorec.train import LOADER_KEYS
 
 log = logging.getLogger("duorec.evaluate")
 
 
 def training_seed(reference: Mapping[str, Any]) -> int:
-    """The seed the checkpoint was trained with: it picks the sampled val/test triples.
-
-    `duorec.train.dataset_reference` keeps the resolved data config, whose `seed` defaults to
-    the run's `${seed}`; a reference that also stores the run seed itself wins.
-    """
+    """The seed the checkpoint was trained with: it picks the sampled val/test triples."""
     seed = reference.get("seed", (reference.get("data") or {}).get("seed"))
     return 0 if seed is None else int(seed)
-
-
-def checkpoint_datamodule(
-    dataset: PreparedDataset, reference: Mapping[str, Any], seed: int
-) -> PairDataModule:
-    """The data module as `duorec.train.build_datamodule` built it, from the saved data config."""
-    data = reference.get("data") or {}
-    loader = {k: data[k] for k in LOADER_KEYS if k in data}
-    return PairDataModule(dataset, seed=seed, **loader)
 
 
 def validate(model: PairRatingModule, datamodule: PairDataModule) -> dict[str, float]:
@@ -68,10 +53,14 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the configured checkpoint; return (and write) the metrics.json dictionary."""
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
-    reference = model.dataset_reference or {}
+    reference = read_reference(ckpt)
     seed = training_seed(reference) if cfg.get("seed") is None else int(cfg.seed)
     L.seed_everything(seed, workers=True)
-    datamodule = checkpoint_datamodule(dataset, reference, seed)
+    # the data module exactly as training built it (same loader settings, so the same fixed
+    # val/test triples), serving the data set the checkpoint was checked against
+    datamodule = PairDataModule.from_reference(reference, cfg.paths.cache_dir)
+    datamodule.seed = seed
+    datamodule.use_dataset(dataset)
     options = OmegaConf.to_container(cfg.eval, resolve=True)
     if options.get("seed") is None:  # eval.seed: ${seed} follows the top-level null
         options["seed"] = seed

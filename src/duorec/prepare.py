@@ -38,7 +38,8 @@ def write_merge_audit(dataset, out_dir: Path) -> None:  # noqa: ANN001 - Prepare
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="prepare")
 @friendly_errors("duorec.prepare")
 def main(cfg: DictConfig) -> None:
-    prepared = prepare_dataset(cfg.data, cfg.paths.cache_dir)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    prepared = prepare_dataset(datamodule.spec, datamodule.cache_dir)
     ds = prepared.dataset
     m = ds.manifest
     how = "loaded from cache" if prepared.from_cache else "built"

@@ -17,7 +17,6 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from duorec.cli import friendly_errors
-from duorec.data.build import prepare_dataset
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import evaluate
 from duorec.io import atomic_path
@@ -25,29 +24,6 @@ from duorec.model.base import load_model
 from duorec.report import print_report
 
 log = logging.getLogger("duorec.train")
-
-LOADER_KEYS = (
-    "pair_weighting",
-    "samples_per_epoch",
-    "batch_size",
-    "eval_batch_size",
-    "eval_max_triples",
-    "num_workers",
-)
-
-
-def build_datamodule(cfg: DictConfig) -> PairDataModule:
-    prepared = prepare_dataset(cfg.data, cfg.paths.cache_dir)
-    log.info(
-        "%s data set %s (%.1f s): %s",
-        "cached" if prepared.from_cache else "prepared",
-        prepared.dataset.manifest["name"],
-        prepared.seconds,
-        prepared.folder,
-    )
-    loader = {k: cfg.data[k] for k in LOADER_KEYS}
-    return PairDataModule(prepared.dataset, seed=cfg.seed, **loader)
-
 
 def instantiate_list(group: DictConfig | None) -> list[Any]:
     """Callbacks / loggers: each entry of the group that has a `_target_`."""
@@ -66,12 +42,15 @@ def log_config(loggers: list[Any], cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and evaluate; return the metrics dictionary also written to metrics.json."""
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = build_datamodule(cfg)
-    dataset = datamodule.dataset
+    datamodule: PairDataModule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()  # the model is sized from the data
     # partial first: Hydra would turn the dataset (a dataclass) into a config node
     build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
-    model = build_model(dataset=dataset, optim=OmegaConf.to_container(cfg.optim, resolve=True))
-    model.dataset_reference = dataset_reference(cfg, datamodule)
+    model = build_model(
+        dataset=datamodule.dataset,
+        optimizer=hydra.utils.instantiate(cfg.optim),
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     log_config(loggers, cfg)
@@ -103,20 +82,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.finalize("success")
     print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
     return result
-
-
-def dataset_reference(cfg: DictConfig, datamodule: PairDataModule) -> dict[str, Any]:
-    """What a checkpoint needs to find its data again: the data config and the cache key."""
-    manifest = datamodule.dataset.manifest
-    return {
-        "name": manifest.get("name"),
-        "seed": int(cfg.seed),
-        "cache_key": manifest.get("cache_key"),
-        "n_users": manifest.get("n_users"),
-        "n_movies": manifest.get("n_movies"),
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "cache_dir": str(cfg.paths.cache_dir),
-    }
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")

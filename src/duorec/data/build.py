@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,38 @@ from duorec.data.titles import split_title_years
 log = logging.getLogger(__name__)
 
 IMDB_FILES = ("title.basics", "title.ratings", "title.crew", "title.principals", "name.basics")
-# the keys of a data config that change the prepared dataset (loader settings do not)
-PREPARE_KEYS = (
-    "source",
-    "name",
-    "synthetic",
-    "movielens_dir",
-    "imdb_dir",
-    "split",
-    "features",
-    "seed",
-)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What defines a prepared data set, and so its cache key: the source, split and features.
+
+    The `data` config node also holds loader settings (batch size, weighting, ...) that do not
+    change the data; `from_config` takes only the fields named here, so this class is the one
+    list of what goes into the cache key.
+    """
+
+    source: str
+    name: str
+    seed: int
+    split: Mapping[str, Any]
+    features: Mapping[str, Any]
+    synthetic: Mapping[str, Any] | None = None
+    movielens_dir: str | None = None
+    imdb_dir: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> DatasetSpec:
+        names = [f.name for f in fields(cls)]
+        return cls(**{k: _plain(cfg[k]) for k in names if k in cfg})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def prepared_folder(cache_dir: str | Path, name: str, key: str) -> Path:
+    """Where the prepared data set `name` with cache key `key` lives under `cache_dir`."""
+    return Path(cache_dir) / "prepared" / f"{name}-{key}"
 
 
 @dataclass
@@ -49,16 +70,18 @@ class Prepared:
     seconds: float
 
 
-def prepare_dataset(cfg: Mapping[str, Any], cache_dir: str | Path) -> Prepared:
-    """Return the prepared dataset for `cfg`, building and caching it only when needed."""
+def prepare_dataset(spec: DatasetSpec | Mapping[str, Any], cache_dir: str | Path) -> Prepared:
+    """Return the prepared dataset for `spec` (or a `data` config), building it only if needed."""
     start = time.perf_counter()
+    if not isinstance(spec, DatasetSpec):
+        spec = DatasetSpec.from_config(spec)
+    cfg = spec.as_dict()
     cache_dir = Path(cache_dir)
     movielens_dir, imdb_dir = _source_dirs(cfg, cache_dir)
     sources = _source_files(movielens_dir, imdb_dir)
-    settings = {k: _plain(cfg.get(k)) for k in PREPARE_KEYS}
-    settings.update(movielens_dir=str(movielens_dir), imdb_dir=imdb_dir and str(imdb_dir))
+    settings = dict(cfg, movielens_dir=str(movielens_dir), imdb_dir=imdb_dir and str(imdb_dir))
     key = cache_key(settings, sources)
-    folder = cache_dir / "prepared" / f"{cfg.get('name', 'dataset')}-{key}"
+    folder = prepared_folder(cache_dir, spec.name or "dataset", key)
     if (folder / "manifest.json").exists():
         dataset = PreparedDataset.load(folder)
         return Prepared(dataset, folder, True, time.perf_counter() - start)

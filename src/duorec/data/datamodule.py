@@ -10,12 +10,15 @@ exact stream an uninterrupted run would have drawn. Lightning calls `set_epoch` 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from duorec.data.build import DatasetSpec, prepare_dataset
 from duorec.data.pairs import PairSampler, RaterIndex, Triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.data.split import SPLIT_NAMES
@@ -100,30 +103,124 @@ class FixedTripleBatches(Dataset):
 
 
 class PairDataModule(L.LightningDataModule):
-    """Training triples drawn lazily from train ratings; val/test triples fixed per split."""
+    """Training triples drawn lazily from train ratings; val/test triples fixed per split.
+
+    It owns the data: built from the `data` config (conf/data/*.yaml instantiate it), it
+    prepares or loads the cached dataset in `prepare_data` and keeps, in its `state_dict`, the
+    reference a checkpoint needs to find that data again (name, cache key, sizes, the data
+    config). Lightning saves the state_dict in every checkpoint, so the model never has to know
+    where its data came from. The defaults live in conf/data/synthetic.yaml, not here.
+    """
 
     def __init__(
         self,
-        dataset: PreparedDataset,
-        pair_weighting: str = "pairs",
-        samples_per_epoch: int = 500_000,
-        batch_size: int = 2048,
-        eval_batch_size: int = 8192,
-        eval_max_triples: int | None = 200_000,
-        num_workers: int = 0,
-        seed: int = 0,
+        source: str,
+        name: str,
+        seed: int,
+        split: Mapping[str, Any],
+        features: Mapping[str, Any],
+        pair_weighting: str,
+        samples_per_epoch: int,
+        batch_size: int,
+        eval_batch_size: int,
+        eval_max_triples: int | None,
+        num_workers: int,
+        cache_dir: str,
+        synthetic: Mapping[str, Any] | None = None,
+        movielens_dir: str | None = None,
+        imdb_dir: str | None = None,
     ):
         super().__init__()
-        self.dataset = dataset
+        self.spec = DatasetSpec.from_config(
+            dict(
+                source=source,
+                name=name,
+                seed=seed,
+                split=split,
+                features=features,
+                synthetic=synthetic,
+                movielens_dir=movielens_dir,
+                imdb_dir=imdb_dir,
+            )
+        )
+        self.cache_dir = str(cache_dir)
         self.pair_weighting = pair_weighting
         self.samples_per_epoch = samples_per_epoch
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.eval_max_triples = eval_max_triples
         self.num_workers = num_workers
-        self.seed = seed
+        self.seed = int(seed)
+        self._dataset: PreparedDataset | None = None
         self.indexes: dict[str, RaterIndex] = {}
         self.triples: dict[str, Triples] = {}
+
+    @classmethod
+    def from_reference(
+        cls, reference: Mapping[str, Any], cache_dir: str | None = None
+    ) -> PairDataModule:
+        """The data module a checkpoint was trained with, from the reference it saved."""
+        config = dict(reference["data"])
+        if cache_dir is not None:
+            config["cache_dir"] = str(cache_dir)
+        return cls(**config)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, plain: enough to build this data module again."""
+        return {
+            **self.spec.as_dict(),
+            "cache_dir": self.cache_dir,
+            "pair_weighting": self.pair_weighting,
+            "samples_per_epoch": self.samples_per_epoch,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "eval_max_triples": self.eval_max_triples,
+            "num_workers": self.num_workers,
+        }
+
+    @property
+    def dataset(self) -> PreparedDataset:
+        """The prepared dataset, built or loaded from the cache on first use."""
+        if self._dataset is None:
+            prepared = prepare_dataset(self.spec, self.cache_dir)
+            log.info(
+                "%s data set %s (%.1f s): %s",
+                "cached" if prepared.from_cache else "prepared",
+                prepared.dataset.manifest["name"],
+                prepared.seconds,
+                prepared.folder,
+            )
+            self._dataset = prepared.dataset
+        return self._dataset
+
+    def use_dataset(self, dataset: PreparedDataset) -> None:
+        """Serve an already loaded dataset (a checkpoint's) instead of preparing it again."""
+        self._dataset = dataset
+        self.indexes.clear()
+        self.triples.clear()
+
+    def prepare_data(self) -> None:
+        self.dataset  # noqa: B018 - builds (or loads) the cache
+
+    def reference(self) -> dict[str, Any]:
+        """What a checkpoint needs to find this data again: config, cache key and sizes."""
+        manifest = self.dataset.manifest
+        return {
+            "name": manifest.get("name"),
+            "seed": self.seed,
+            "cache_key": manifest.get("cache_key"),
+            "n_users": manifest.get("n_users"),
+            "n_movies": manifest.get("n_movies"),
+            "data": self.config,
+            "cache_dir": self.cache_dir,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dataset": self.reference()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the sampler stream is keyed by (seed, epoch, rank, batch)."""
 
     def rater_index(self, split: str) -> RaterIndex:
         if split not in self.indexes:

@@ -13,6 +13,7 @@ scaled MSE the original study quoted; metrics are reported in stars.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ class PairRatingModule(L.LightningModule):
         target: str,
         pair_weight: float,
         individual_weight: float,
-        optim: dict[str, Any] | None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None,
+        scheduler: Callable[..., Any] | None,
     ):
         super().__init__()
         if target not in AGGREGATES:
@@ -61,12 +63,12 @@ class PairRatingModule(L.LightningModule):
         self.target = target
         self.pair_weight = pair_weight
         self.individual_weight = individual_weight
-        self.optim = dict(optim or {})
+        # partials from conf/optim and conf/scheduler, completed in configure_optimizers
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        # where the data came from (name, cache key, data config), saved in every checkpoint
-        self.dataset_reference: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ what a model defines
 
@@ -186,30 +188,14 @@ class PairRatingModule(L.LightningModule):
     # ------------------------------------------------------------------ bookkeeping
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["duorec_dataset"] = self.dataset_reference
         checkpoint["duorec_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.dataset_reference = checkpoint.get("duorec_dataset")
-
     def configure_optimizers(self) -> dict[str, Any]:
-        lr = self.optim.get("lr", 1e-3)
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=lr, weight_decay=self.optim.get("weight_decay", 0.0)
-        )
-        scheduler = self.optim.get("scheduler") or "none"
-        if scheduler == "none":
+        if self.optimizer_factory is None:
+            raise ValueError("no optimizer: build the model with optimizer=partial(...)")
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         steps = max(int(self.trainer.estimated_stepping_batches), 1)
-        if scheduler == "cosine":
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        elif scheduler == "onecycle":
-            schedule = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer,
-                max_lr=lr,
-                total_steps=steps,
-                pct_start=self.optim.get("warmup_fraction", 0.1),
-            )
-        else:
-            raise ValueError(f"unknown scheduler {scheduler!r}: use none, cosine or onecycle")
+        schedule = self.scheduler_factory(optimizer, total_steps=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -9,6 +9,7 @@ pairs, which is the point of a baseline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,15 +26,19 @@ class FactorizationModule(PairRatingModule):
         self,
         n_users: int,
         n_movies: int,
-        rating_range: tuple[float, float] = (0.5, 5.0),
-        k: int = 32,
-        init_std: float = 0.05,
-        global_mean: float = 0.5,
-        target: str = "mean",
-        optim: dict[str, Any] | None = None,
+        rating_range: tuple[float, float],
+        global_mean: float,
+        *,
+        k: int,
+        init_std: float,
+        target: str,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
     ):
-        super().__init__(rating_range, target, pair_weight=0.0, individual_weight=1.0, optim=optim)
-        self.save_hyperparameters()
+        super().__init__(
+            rating_range, target, 0.0, 1.0, optimizer=optimizer, scheduler=scheduler
+        )
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.n_movies = n_movies
         self.users = nn.Embedding(n_users, k + 1)
         self.movies = nn.Embedding(n_movies, k + 1)

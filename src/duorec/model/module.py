@@ -7,6 +7,7 @@ recommendation) and the pair loss trains the fusion. Shared machinery is in `bas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import SymmetricFusion
-from duorec.model.towers import MovieTower, UserTower
+from duorec.model.towers import MovieTower, TowerConfig, UserTower
 
 
 class DuoModule(PairRatingModule):
@@ -29,54 +30,45 @@ class DuoModule(PairRatingModule):
         n_movie_features: int,
         n_people: int,
         max_people: int,
-        rating_range: tuple[float, float] = (0.5, 5.0),
-        embed_dim: int = 32,
-        hidden: int = 128,
-        layers: int = 2,
-        out_dim: int = 64,
-        fusion_hidden: int = 32,
-        dropout: float = 0.1,
-        use_ids: bool = True,
-        use_features: bool = True,
-        use_people: bool = True,
-        target: str = "mean",
-        pair_weight: float = 1.0,
-        individual_weight: float = 1.0,
-        optim: dict[str, Any] | None = None,
+        rating_range: tuple[float, float],
+        *,
+        embed_dim: int,
+        hidden: int,
+        layers: int,
+        out_dim: int,
+        fusion_hidden: int,
+        dropout: float,
+        use_ids: bool,
+        use_features: bool,
+        use_people: bool,
+        target: str,
+        pair_weight: float,
+        individual_weight: float,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
     ):
-        super().__init__(rating_range, target, pair_weight, individual_weight, optim)
-        self.save_hyperparameters()
+        super().__init__(rating_range, target, pair_weight, individual_weight, optimizer, scheduler)
+        # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.n_movies = n_movies
-        self.user_tower = UserTower(
-            n_users,
-            n_user_features,
-            embed_dim,
-            hidden,
-            out_dim + 1,
-            layers,
-            dropout,
-            use_ids,
-            use_features,
+        # both towers end in `out_dim` factors plus one bias (see fusion.individual)
+        tower = TowerConfig(
+            embed_dim, hidden, out_dim + 1, layers, dropout, use_ids, use_features, use_people
         )
-        self.movie_tower = MovieTower(
-            n_movies,
-            n_movie_features,
-            n_people,
-            max_people,
-            embed_dim,
-            hidden,
-            out_dim + 1,
-            layers,
-            dropout,
-            use_ids,
-            use_features,
-            use_people,
-        )
+        self.user_tower = UserTower(n_users, n_user_features, tower)
+        self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, tower)
         self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
 
     @classmethod
-    def from_dataset(cls, dataset: PreparedDataset, **kwargs: Any) -> DuoModule:
-        """Size the towers from a prepared dataset and copy its features into the buffers."""
+    def from_dataset(
+        cls, dataset: PreparedDataset, max_people_per_movie: int, **kwargs: Any
+    ) -> DuoModule:
+        """Size the towers from a prepared dataset and copy its features into the buffers.
+
+        A movie's people bag keeps its first `max_people_per_movie` people (directors, then
+        writers, then the top-billed cast): the bag is a padded matrix, so its width is paid
+        for every movie.
+        """
         f = dataset.features
         max_people = int(np.diff(f.people_offsets).max(initial=0))
         module = cls(
@@ -85,7 +77,7 @@ class DuoModule(PairRatingModule):
             n_user_features=f.user.shape[1],
             n_movie_features=f.movie.shape[1],
             n_people=len(f.people_vocab),
-            max_people=min(max_people, 32),
+            max_people=min(max_people, max_people_per_movie),
             rating_range=dataset.rating_range,
             **kwargs,
         )

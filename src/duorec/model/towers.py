@@ -6,6 +6,8 @@ is self-contained for recommendation, and the movie tower can encode the whole c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -29,28 +31,32 @@ def embedding(n: int, dim: int) -> nn.Embedding:
     return table
 
 
+@dataclass(frozen=True)
+class TowerConfig:
+    """The shape of a tower (conf/model/duo.yaml): sizes, depth, dropout and input switches."""
+
+    embed_dim: int  # id and people embedding size
+    hidden: int  # MLP width
+    out_dim: int  # output size (the model adds one for the bias)
+    layers: int  # hidden layers
+    dropout: float
+    use_ids: bool
+    use_features: bool
+    use_people: bool
+
+
 class UserTower(nn.Module):
     """id embedding + (mean, count, per-genre shares and tastes) -> MLP -> out_dim."""
 
-    def __init__(
-        self,
-        n_users: int,
-        n_features: int,
-        embed_dim: int,
-        hidden: int,
-        out_dim: int,
-        layers: int,
-        dropout: float,
-        use_ids: bool = True,
-        use_features: bool = True,
-    ):
+    def __init__(self, n_users: int, n_features: int, cfg: TowerConfig):
         super().__init__()
-        if not (use_ids or use_features):
+        if not (cfg.use_ids or cfg.use_features):
             raise ValueError("the user tower needs ids or features (or both)")
-        self.embedding = embedding(n_users, embed_dim) if use_ids else None
-        self.register_buffer("features", torch.zeros(n_users, n_features if use_features else 0))
-        in_dim = (embed_dim if use_ids else 0) + self.features.shape[1]
-        self.net = mlp(in_dim, hidden, out_dim, layers, dropout)
+        self.embedding = embedding(n_users, cfg.embed_dim) if cfg.use_ids else None
+        width = n_features if cfg.use_features else 0
+        self.register_buffer("features", torch.zeros(n_users, width))
+        in_dim = (cfg.embed_dim if cfg.use_ids else 0) + width
+        self.net = mlp(in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.dropout)
 
     def forward(self, user: torch.Tensor) -> torch.Tensor:
         parts = [self.features[user]]
@@ -68,26 +74,16 @@ class MovieTower(nn.Module):
     """
 
     def __init__(
-        self,
-        n_movies: int,
-        n_features: int,
-        n_people: int,
-        max_people: int,
-        embed_dim: int,
-        hidden: int,
-        out_dim: int,
-        layers: int,
-        dropout: float,
-        use_ids: bool = True,
-        use_features: bool = True,
-        use_people: bool = True,
+        self, n_movies: int, n_features: int, n_people: int, max_people: int, cfg: TowerConfig
     ):
         super().__init__()
-        use_people = use_people and n_people > 0 and max_people > 0
-        if not (use_ids or use_features or use_people):
+        use_people = cfg.use_people and n_people > 0 and max_people > 0
+        if not (cfg.use_ids or cfg.use_features or use_people):
             raise ValueError("the movie tower needs ids, features or people")
-        self.embedding = embedding(n_movies, embed_dim) if use_ids else None
-        self.register_buffer("features", torch.zeros(n_movies, n_features if use_features else 0))
+        embed_dim = cfg.embed_dim
+        self.embedding = embedding(n_movies, embed_dim) if cfg.use_ids else None
+        width = n_features if cfg.use_features else 0
+        self.register_buffer("features", torch.zeros(n_movies, width))
         self.people = (
             nn.EmbeddingBag(n_people + 1, embed_dim, mode="mean", padding_idx=n_people)
             if use_people
@@ -99,12 +95,8 @@ class MovieTower(nn.Module):
             "people_ids",
             torch.full((n_movies, max_people if use_people else 0), n_people, dtype=torch.long),
         )
-        in_dim = (
-            (embed_dim if use_ids else 0)
-            + self.features.shape[1]
-            + (embed_dim if use_people else 0)
-        )
-        self.net = mlp(in_dim, hidden, out_dim, layers, dropout)
+        in_dim = (embed_dim if cfg.use_ids else 0) + width + (embed_dim if use_people else 0)
+        self.net = mlp(in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.dropout)
 
     def set_people(self, offsets: np.ndarray, index: np.ndarray) -> None:
         """Fill the padded people matrix from CSR bags (longer bags are truncated)."""
