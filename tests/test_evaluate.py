@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from test_recommend import assert_one_line_error, run_cli, trained_run
+from test_train import tiny_train_cfg
 
 from duorec.checkpoint import best_in_run, latest_checkpoint, resolve_checkpoint
 from duorec.cli import UsageError
+from duorec.train import train
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -116,3 +122,39 @@ def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> N
     proc = run_cli("duorec.evaluate", tmp_path, tiny_cache, f"ckpt_path={missing}")
     assert_one_line_error(proc, f"checkpoint not found: {missing}")
     assert not list((tmp_path / "logs").rglob("metrics.json"))
+
+
+def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
+    """No config, no cache: the data module's state in the checkpoint rebuilds the data.
+
+    The model is trained with its own cache, the checkpoint is copied elsewhere and the cache
+    deleted; evaluate and recommend, run from an empty folder with only `ckpt_path`, prepare
+    the same data set again from the saved data config and reproduce the run's numbers.
+    """
+    cache = tmp_path / "train-cache"
+    train(tiny_train_cfg(tmp_path / "trained", cache, "trainer.max_epochs=1"))
+    trained = json.loads((tmp_path / "trained" / "run" / "metrics.json").read_text())
+    alone = tmp_path / "moved" / "model.ckpt"
+    alone.parent.mkdir()
+    shutil.copy(trained["checkpoint"], alone)
+    shutil.rmtree(cache)
+    shutil.rmtree(tmp_path / "trained")
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    env = {**os.environ, "DUOREC_ROOT": str(fresh), "WANDB_MODE": "offline"}
+
+    def run(module: str, *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", module, f"ckpt_path={alone}", *args]
+        return subprocess.run(command, cwd=fresh, env=env, capture_output=True, text=True)
+
+    proc = run("duorec.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    (written,) = (fresh / "logs" / "evaluate" / "runs").glob("*/metrics.json")
+    metrics = json.loads(written.read_text())
+    assert metrics["test"]["pair_rmse"] == pytest.approx(trained["test"]["pair_rmse"], rel=1e-6)
+    assert metrics["protocol"] == trained["protocol"]
+    assert list((fresh / "data" / "cache" / "prepared").iterdir())  # rebuilt under the new root
+    proc = run("duorec.recommend", "users=[1,2]", "k=5", f"output={fresh / 'top.csv'}")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(fresh / "top.csv")) == 5

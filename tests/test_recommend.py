@@ -332,6 +332,7 @@ def test_checkpoint_from_another_data_set_is_refused(
     reference = state["PairDataModule"]["dataset"]  # the data module's state_dict
     real = reference["cache_key"]
     reference["cache_key"] = "0123456789abcdef"
+    reference["fingerprint"] = "fedcba9876543210"
     reference["name"] = "synthetic-other"
     other = tmp_path / "other.ckpt"
     torch.save(state, other)
@@ -340,6 +341,7 @@ def test_checkpoint_from_another_data_set_is_refused(
     message = str(err.value)
     assert "was trained on synthetic-other (key 0123456789abcdef" in message
     assert f"the prepared data here is synthetic-tiny (key {real}" in message
+    assert "(content differ)" in message
 
 
 def test_missing_or_bad_checkpoint_is_named(tmp_path: Path, tiny_cache: Path) -> None:

@@ -197,7 +197,8 @@ def load_reference(
 def describe(info: Mapping[str, Any]) -> str:
     """'name (key k, N users, M movies)' for messages, from a manifest or a reference."""
     return (
-        f"{info.get('name')} (key {info.get('cache_key')}, {info.get('n_users')} users, "
+        f"{info.get('name')} (key {info.get('cache_key')}, content {info.get('fingerprint')}, "
+        f"{info.get('n_users')} users, "
         f"{info.get('n_movies')} movies)"
     )
 
@@ -205,16 +206,26 @@ def describe(info: Mapping[str, Any]) -> str:
 def check_same_dataset(
     reference: Mapping[str, Any], dataset: PreparedDataset, ckpt_path: str | Path = "checkpoint"
 ) -> None:
-    """Refuse a data set other than the one the checkpoint was trained on."""
+    """Refuse a data set other than the one the checkpoint was trained on.
+
+    The content fingerprint decides (the same files moved or touched are the same data);
+    references without one fall back to the cache key.
+    """
     manifest = dataset.manifest
-    same = (
-        manifest.get("cache_key") == reference.get("cache_key")
-        and dataset.n_users == reference.get("n_users")
-        and dataset.n_movies == reference.get("n_movies")
-    )
-    if not same:
+    field = "fingerprint" if reference.get("fingerprint") else "cache_key"
+    differs = [
+        what
+        for what, ours, theirs in (
+            ("content", manifest.get(field), reference.get(field)),
+            ("users", dataset.n_users, reference.get("n_users")),
+            ("movies", dataset.n_movies, reference.get("n_movies")),
+        )
+        if ours != theirs
+    ]
+    if differs:
         here = {**manifest, "n_users": dataset.n_users, "n_movies": dataset.n_movies}
         raise UsageError(
             f"checkpoint {ckpt_path} was trained on {describe(reference)}, the prepared data "
-            f"here is {describe(here)}: use a model trained on this data, or restore that data"
+            f"here is {describe(here)} ({' and '.join(differs)} differ): use a model trained "
+            "on this data, or restore that data"
         )

@@ -86,7 +86,7 @@ def prepare_dataset(spec: DatasetSpec | Mapping[str, Any], cache_dir: str | Path
         dataset = PreparedDataset.load(folder)
         return Prepared(dataset, folder, True, time.perf_counter() - start)
     dataset = build_dataset(cfg, movielens_dir, imdb_dir)
-    dataset.manifest.update(cache_key=key, settings=settings)
+    dataset.manifest.update(cache_key=key, settings=settings, fingerprint=dataset.fingerprint())
     dataset.save(folder)
     return Prepared(dataset, folder, False, time.perf_counter() - start)
 

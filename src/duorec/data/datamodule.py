@@ -210,6 +210,7 @@ class PairDataModule(L.LightningDataModule):
             "name": manifest.get("name"),
             "seed": self.seed,
             "cache_key": manifest.get("cache_key"),
+            "fingerprint": manifest.get("fingerprint"),
             "n_users": manifest.get("n_users"),
             "n_movies": manifest.get("n_movies"),
             "data": self.config,
