@@ -25,6 +25,7 @@ from duorec.report import print_report
 
 log = logging.getLogger("duorec.train")
 
+
 def instantiate_list(group: DictConfig | None) -> list[Any]:
     """Callbacks / loggers: each entry of the group that has a `_target_`."""
     if not group:

@@ -35,9 +35,7 @@ class FactorizationModule(PairRatingModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
-        super().__init__(
-            rating_range, target, 0.0, 1.0, optimizer=optimizer, scheduler=scheduler
-        )
+        super().__init__(rating_range, target, 0.0, 1.0, optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.n_movies = n_movies
         self.users = nn.Embedding(n_users, k + 1)

@@ -19,6 +19,4 @@ def cosine(optimizer: Optimizer, total_steps: int) -> LRScheduler:
 def onecycle(optimizer: Optimizer, total_steps: int, warmup_fraction: float) -> LRScheduler:
     """Warm up to the optimiser's learning rate over `warmup_fraction` of the run, then anneal."""
     max_lr = optimizer.param_groups[0]["lr"]
-    return OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=warmup_fraction
-    )
+    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=warmup_fraction)
