@@ -10,8 +10,11 @@ import pytest
 
 from duorec.data.errors import DataError
 from duorec.data.imdb import (
+    IMDB_FILES,
     find_imdb_file,
+    find_imdb_files,
     read_name_basics,
+    read_person_names,
     read_title_basics,
     read_title_crew,
     read_title_principals,
@@ -62,6 +65,35 @@ def test_find_imdb_file_names_directory_and_expected_files(tmp_path: Path) -> No
     message = str(err.value)
     assert str(tmp_path) in message
     assert "title.crew.tsv" in message and "title.crew.tsv.gz" in message
+
+
+def test_missing_imdb_files_are_all_named_in_one_error(tmp_path: Path) -> None:
+    """A folder lacking three files says so at once, not one file per run."""
+    write(tmp_path / "title.basics.tsv", [BASICS_HEADER])
+    write(tmp_path / "title.ratings.tsv.gz", ["tconst\taverageRating\tnumVotes"])
+    missing = ["title.crew", "title.principals", "name.basics"]
+    for find in (lambda: find_imdb_file(tmp_path, "title.crew"), lambda: find_imdb_files(tmp_path)):
+        with pytest.raises(DataError, match="3 IMDb files not found") as err:
+            find()
+        assert err.value.path == str(tmp_path)
+        for name in missing:
+            assert f"{name}.tsv or {name}.tsv.gz" in err.value.problem
+        assert "title.basics" not in err.value.problem and "title.ratings" not in err.value.problem
+
+
+def test_find_imdb_files_returns_every_required_file(tmp_path: Path) -> None:
+    for name in IMDB_FILES:
+        write(tmp_path / f"{name}.tsv.gz", ["x"])
+    write(tmp_path / "title.basics.tsv", ["x"])
+    found = find_imdb_files(tmp_path)
+    assert list(found) == list(IMDB_FILES)
+    assert found["title.basics"] == tmp_path / "title.basics.tsv"
+    assert found["name.basics"] == tmp_path / "name.basics.tsv.gz"
+
+
+def test_missing_imdb_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="IMDb folder does not exist"):
+        find_imdb_file(tmp_path / "nope", "title.basics")
 
 
 # --- title.basics --------------------------------------------------------------------------
@@ -275,6 +307,24 @@ def test_read_name_basics(tmp_path: Path) -> None:
     assert read_name_basics(path, nconsts={"nm0000401"})["primaryName"].tolist() == [
         "Laurence Fishburne"
     ]
+
+
+def test_read_person_names_maps_wanted_people_to_names(tmp_path: Path) -> None:
+    """Names for the vocabulary only; people without a name (or absent) are left out."""
+    lines = [
+        "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles",
+        "nm0000206\tKeanu Reeves\t1964\t\\N\tactor\ttt0133093",
+        "nm0000401\tLaurence Fishburne\t1961\t\\N\tactor\ttt0133093",
+        "nm0905154\tLana Wachowski\t1965\t\\N\tdirector,writer\ttt0133093",
+        "nm0000999\t\\N\t\\N\t\\N\t\\N\t\\N",
+    ]
+    write(tmp_path / "name.basics.tsv.gz", lines)
+    wanted = {"nm0905154", "nm0000206", "nm0000999", "nm7777777"}
+    assert read_person_names(tmp_path, wanted) == {
+        "nm0000206": "Keanu Reeves",
+        "nm0905154": "Lana Wachowski",
+    }
+    assert read_person_names(tmp_path, set()) == {}
 
 
 def test_numeric_error_line_is_file_line_in_later_chunks(tmp_path: Path) -> None:

@@ -127,3 +127,61 @@ def test_duplicate_movie_id(tmp_path: Path) -> None:
     write_csv_release(tmp_path, movies=MOVIES + "2,Other (2000),Drama\n")
     with pytest.raises(DataError, match=r"movies\.csv, line 4: duplicate movieId 2"):
         read_movielens(tmp_path)
+
+
+# --- blank lines and empty files: lines are physical lines -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "problem"),
+    [
+        ("1,1,4.0,100\n\n2,2,7.0,101\n", 4, "rating 7 is outside 0.5-5.0"),
+        ("\n\n1,1,4.0,100\r\n\r\n2,2,3.0,101\n1,1,2.0,102\n", 7, "duplicate rating: user 1"),
+        ("1,1,4.0,100\n\n\n2,99,3.0,101\n", 5, "rating of movie 99, which is not in the movies"),
+        ("1,1,4.0,100\n\n2,2,abc,101\n", 4, "rating is not a number: 'abc'"),
+        ("1,1,4.0,100\n  \n2,2,3.0,101\n", 3, "line of only whitespace"),
+    ],
+)
+def test_lines_after_blank_lines_are_physical_lines(
+    tmp_path: Path, body: str, line: int, problem: str
+) -> None:
+    write_csv_release(tmp_path, ratings="userId,movieId,rating,timestamp\n" + body)
+    with pytest.raises(DataError, match=rf"ratings\.csv, line {line}: {problem}"):
+        read_movielens(tmp_path)
+
+
+def test_movies_csv_duplicate_after_blank_and_multiline_title(tmp_path: Path) -> None:
+    movies = MOVIES + '\n3,"Two\nLines (2001)",Drama\n\n2,Other (2000),Drama\n'
+    write_csv_release(tmp_path, movies=movies)
+    with pytest.raises(DataError, match=r"movies\.csv, line 8: duplicate movieId 2"):
+        read_movielens(tmp_path)
+
+
+def test_dat_and_100k_lines_after_blank_lines(tmp_path: Path) -> None:
+    dat = tmp_path / "dat"
+    dat.mkdir()
+    (dat / "ratings.dat").write_text("1::1::5::978300760\n\n2::1::9::978302109\n")
+    (dat / "movies.dat").write_text("1::A (1995)::Drama\n\n\n1::B (1996)::Drama\n")
+    with pytest.raises(DataError, match=r"movies\.dat, line 4: duplicate movieId 1"):
+        read_movielens(dat)
+    (dat / "movies.dat").write_text("1::A (1995)::Drama\n")
+    with pytest.raises(DataError, match=r"ratings\.dat, line 3: rating 9 is outside"):
+        read_movielens(dat)
+    k100 = tmp_path / "100k"
+    k100.mkdir()
+    (k100 / "u.data").write_text("196\t1\t3\t881250949\n\t\n186\t1\t4\t891717742\n")
+    (k100 / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||http://x|" + "|".join("0" * 19))
+    with pytest.raises(DataError, match=r"u\.data, line 2: expected 4 fields, found 2"):
+        read_movielens(k100)
+
+
+@pytest.mark.parametrize("ratings", ["userId,movieId,rating,timestamp\n", RATINGS[:32] + "\n\n"])
+def test_ratings_file_without_rows_is_an_error(tmp_path: Path, ratings: str) -> None:
+    write_csv_release(tmp_path, ratings=ratings)
+    with pytest.raises(DataError, match=r"ratings\.csv: no ratings: the file has no data rows"):
+        read_movielens(tmp_path)
+    (tmp_path / "ratings.csv").unlink()
+    (tmp_path / "ratings.dat").write_text("")
+    (tmp_path / "movies.dat").write_text("1::A (1995)::Drama\n")
+    with pytest.raises(DataError, match=r"ratings\.dat: .*no data rows"):
+        read_movielens(tmp_path)

@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 
 from duorec.data import synthetic
+from duorec.data.imdb import IMDB_FILES
 from duorec.data.synthetic import SIZES, SyntheticSpec, generate
+from duorec.data.synthetic import release as synthetic_release
 
 HEADERS = {
     "movielens/ratings.csv": "userId,movieId,rating,timestamp",
     "movielens/movies.csv": "movieId,title,genres",
     "movielens/links.csv": "movieId,imdbId,tmdbId",
-    "movielens/tags.csv": "userId,movieId,tag,timestamp",
     "imdb/title.basics.tsv": "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\t"
     "startYear\tendYear\truntimeMinutes\tgenres",
     "imdb/title.ratings.tsv": "tconst\taverageRating\tnumVotes",
@@ -54,6 +55,15 @@ def test_files_exist_with_exact_headers(tiny: Path) -> None:
         with (tiny / rel).open(encoding="utf-8") as fh:
             assert fh.readline().rstrip("\n") == header, rel
     assert (tiny / "manifest.json").is_file()
+
+
+def test_writes_exactly_the_files_the_readers_read(tiny: Path) -> None:
+    """Every required IMDb file, the three MovieLens files, nothing else (no tags.csv)."""
+    written = {str(p.relative_to(tiny)) for p in tiny.rglob("*") if p.is_file()}
+    imdb = {f"imdb/{name}.tsv" for name in IMDB_FILES}
+    movielens = {f"movielens/{name}.csv" for name in ("ratings", "movies", "links")}
+    assert written == imdb | movielens | {"manifest.json"}
+    assert set(HEADERS) == imdb | movielens
 
 
 def test_same_seed_same_bytes_other_seed_differs(tiny: Path, tmp_path: Path) -> None:
@@ -178,7 +188,7 @@ def test_atomic_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*args: object, **kwargs: object) -> int:
         raise RuntimeError("interrupted mid-write")
 
-    monkeypatch.setattr(synthetic, "_write_tags", boom)
+    monkeypatch.setattr(synthetic_release, "write_imdb_and_links", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate(tmp_path / "out", "tiny", seed=0)
     assert list(tmp_path.iterdir()) == []

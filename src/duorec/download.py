@@ -40,6 +40,7 @@ from omegaconf import DictConfig
 from duorec import __version__
 from duorec.cli import friendly_errors
 from duorec.data.errors import DataError
+from duorec.data.imdb import IMDB_FILES  # the dumps the catalog needs, served as {name}.tsv.gz
 from duorec.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -54,15 +55,6 @@ MOVIELENS_DATASETS: tuple[str, ...] = (
     "ml-20m",
     "ml-25m",
     "ml-32m",
-)
-
-#: The IMDb non-commercial dumps the catalog needs, served as ``{name}.tsv.gz``.
-IMDB_FILES: tuple[str, ...] = (
-    "title.basics",
-    "title.ratings",
-    "title.crew",
-    "title.principals",
-    "name.basics",
 )
 
 ZIP_MAGIC = b"PK\x03\x04"

@@ -19,6 +19,7 @@ import pandas as pd
 from duorec.data import imdb
 from duorec.data.errors import DataError
 from duorec.data.features import fit_features
+from duorec.data.imdb import IMDB_FILES
 from duorec.data.merge import fallback_title_keys, link_tconsts, merge_movies
 from duorec.data.movielens import MovieLensData, read_movielens
 from duorec.data.prepared import PreparedDataset, cache_key
@@ -26,9 +27,6 @@ from duorec.data.split import split_ratings
 from duorec.data.titles import split_title_years
 
 log = logging.getLogger(__name__)
-
-IMDB_FILES = ("title.basics", "title.ratings", "title.crew", "title.principals", "name.basics")
-
 
 @dataclass(frozen=True)
 class DatasetSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -24,6 +24,15 @@ import pandas as pd
 from duorec.data.errors import DataError
 from duorec.data.titles import normalise_titles
 
+#: The IMDb non-commercial dumps duorec reads, all required, by base name: each lies in the
+#: IMDb folder as ``{name}.tsv`` or ``{name}.tsv.gz`` (see :func:`find_imdb_file`).
+IMDB_FILES: tuple[str, ...] = (
+    "title.basics",
+    "title.ratings",
+    "title.crew",
+    "title.principals",
+    "name.basics",
+)
 NULL = "\\N"
 CHUNK_ROWS = 500_000
 IMDB_SUFFIXES = (".tsv", ".tsv.gz")
@@ -44,15 +53,41 @@ def find_imdb_file(imdb_dir: str | Path, name: str) -> Path:
     """Locate ``name`` (e.g. ``"title.basics"``) in ``imdb_dir`` as ``.tsv`` or ``.tsv.gz``.
 
     IMDb publishes ``.tsv.gz``; people often unpack them. The uncompressed file wins when both
-    exist because it reads faster.
+    exist because it reads faster. All of :data:`IMDB_FILES` are required, so when one of
+    them is missing the error names every one that is: whoever fixes the folder should not
+    find them out one run at a time.
     """
+    found = _locate(Path(imdb_dir), name)
+    if found is not None:
+        return found
+    required = IMDB_FILES if name in IMDB_FILES else (name,)
+    raise _missing(Path(imdb_dir), [n for n in required if _locate(Path(imdb_dir), n) is None])
+
+
+def find_imdb_files(imdb_dir: str | Path, names: Iterable[str] = IMDB_FILES) -> dict[str, Path]:
+    """Locate every file of ``names`` (default: all required ones), or fail naming all missing."""
     directory = Path(imdb_dir)
-    candidates = [directory / f"{name}{suffix}" for suffix in IMDB_SUFFIXES]
-    for candidate in candidates:
+    found = {name: _locate(directory, name) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise _missing(directory, missing)
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def _locate(directory: Path, name: str) -> Path | None:
+    for suffix in IMDB_SUFFIXES:
+        candidate = directory / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
-    expected = " or ".join(c.name for c in candidates)
-    raise DataError(directory, f"IMDb file not found: expected {expected}")
+    return None
+
+
+def _missing(directory: Path, names: list[str]) -> DataError:
+    if not directory.is_dir():
+        return DataError(directory, "IMDb folder does not exist")
+    expected = "; ".join(" or ".join(f"{n}{suffix}" for suffix in IMDB_SUFFIXES) for n in names)
+    what = "IMDb file not found" if len(names) == 1 else f"{len(names)} IMDb files not found"
+    return DataError(directory, f"{what}: expected {expected}")
 
 
 RowFilter = Callable[[pd.DataFrame], pd.Series]
@@ -376,3 +411,15 @@ def read_name_basics(
             return chunk["nconst"].isin(wanted)
 
     return _read(path, NAMES, keep, chunk_rows)
+
+
+def read_person_names(imdb_dir: str | Path, nconsts: Collection[str]) -> dict[str, str]:
+    """nconst -> primaryName for the people in ``nconsts`` (e.g. the people vocabulary).
+
+    For explaining a recommendation with the names of its director and cast. People IMDb
+    lists without a name, or not at all, are left out rather than guessed: callers fall back
+    to the nconst. name.basics has ~14M rows; it is streamed and only ``nconsts`` are kept.
+    """
+    names = read_name_basics(find_imdb_file(imdb_dir, "name.basics"), nconsts=nconsts)
+    names = names.dropna(subset=["primaryName"])
+    return dict(zip(names["nconst"], names["primaryName"], strict=True))

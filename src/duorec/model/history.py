@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 
-
 def ragged_positions(start: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Row number and flat position of every element of rows `start[i] : start[i] + len[i]`."""
     row = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
