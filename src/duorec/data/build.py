@@ -28,6 +28,7 @@ from duorec.data.titles import split_title_years
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What defines a prepared data set, and so its cache key: the source, split and features.
