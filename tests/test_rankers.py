@@ -61,6 +61,15 @@ def test_ease_weights_equal_the_closed_form(monkeypatch, float64_max):
     np.testing.assert_allclose(model.user_scores([2, 0]), X5[[2, 0]] @ expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("max_items", [20_000, 4])
+def test_ease_sparse_and_dense_scoring_agree(monkeypatch, max_items):
+    model = _fit(EASE(lam=2.0, max_items=max_items), X5)
+    monkeypatch.setattr(rankers, "EASE_DENSE_SCORING", 1.0)  # never dense
+    sparse = model.user_scores(np.arange(6))
+    monkeypatch.setattr(rankers, "EASE_DENSE_SCORING", 0.0)  # always dense
+    np.testing.assert_allclose(model.user_scores(np.arange(6)), sparse, rtol=1e-6)
+
+
 def test_ease_with_huge_lambda_scores_by_co_occurrence():
     # B = -P / diag(P) -> (X'X off the diagonal) / lam as lam grows: EASE turns into counting
     # how often a movie was watched together with the user's movies.
