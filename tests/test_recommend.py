@@ -396,6 +396,7 @@ def test_cli_pairs_file_batch_mode(loaded, ckpt: Path, tiny_cache: Path, tmp_pat
     run = tmp_path / "logs" / "train" / "runs" / "2030-01-01_00-00-00" / "checkpoints"
     run.mkdir(parents=True)
     shutil.copy(ckpt, run / ckpt.name)
+    shutil.copy(ckpt.parent.parent / "metrics.json", run.parent / "metrics.json")
     out = tmp_path / "recs.parquet"
     proc = run_cli(
         "duorec.recommend",

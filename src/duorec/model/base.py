@@ -190,7 +190,9 @@ class PairRatingModule(L.LightningModule):
         checkpoint["duorec_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.dataset_reference = checkpoint.get("duorec_dataset")
+        from duorec.checkpoint import dataset_reference_of  # duorec.checkpoint imports us
+
+        self.dataset_reference = dataset_reference_of(checkpoint)
 
     def configure_optimizers(self) -> dict[str, Any]:
         lr = self.optim.get("lr", 1e-3)
