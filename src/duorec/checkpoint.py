@@ -37,8 +37,9 @@ def best_in_run(run_dir: str | Path) -> Path | None:
     A finished run names it in its metrics.json (`"checkpoint"`: the best checkpoint, the one
     its metrics describe), so nothing is read from file names. The file of that name in the
     run's own checkpoints/ comes first, so a run folder moved or copied since uses its own
-    copy; else the recorded path as written. A run without metrics.json (stopped before its evaluation) falls back to
-    `last.ckpt`, which exists to resume and may be worse than the best epoch.
+    copy; else the recorded path as written. A run without metrics.json (stopped before its
+    evaluation) falls back to `last.ckpt`, which exists to resume and may be worse than the
+    best epoch.
     """
     run_dir = Path(run_dir)
     if run_dir.name == "checkpoints":
@@ -133,7 +134,6 @@ def dataset_reference_of(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None
     """
     reference = checkpoint.get(DATASET_KEY)
     return dict(reference) if reference else None
-
 
 
 def load_checkpoint(

@@ -1,10 +1,11 @@
 """Baselines fitted on TRAIN individual ratings; a pair's prediction aggregates the two.
 
-A pair model's number means little without these beside it: the global mean says how much any model explains, the bias baseline (mu + b_u +
-b_i) how much is plain "generous user / good movie", biased matrix factorisation how much a
-strong individual-rating model gets by just averaging two people, and popularity is the
-ranking baseline. All are numpy only, deterministic, and fast enough to run in the same job
-as the neural model (ALS fits MovieLens 100k in about a second).
+A pair model's number means little without these beside it: the global mean says how much
+any model explains, the bias baseline (mu + b_u + b_i) how much is plain "generous user /
+good movie", biased matrix factorisation how much a strong individual-rating model gets by
+just averaging two people, and popularity is the ranking baseline. All are numpy only,
+deterministic, and fast enough to run in the same job as the neural model (ALS fits
+MovieLens 100k in about a second).
 
 Every model follows `RatingBaseline`: `fit(user, movie, rating, n_users, n_movies)`, then
 `predict`, `predict_pair`, `score_all` (each user's predicted rating of every movie, for

@@ -16,6 +16,7 @@ from duorec.model.towers import mlp
 
 __all__ = ["AGGREGATES", "aggregate", "individual", "individual_grid", "SymmetricFusion"]
 
+
 def individual(user: torch.Tensor, movie: torch.Tensor) -> torch.Tensor:
     """Biased dot product of aligned rows [N, dim + 1] -> [N]."""
     return (user[:, :-1] * movie[:, :-1]).sum(-1) + user[:, -1] + movie[:, -1]
