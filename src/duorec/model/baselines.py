@@ -20,6 +20,7 @@ from typing import Self
 
 import numpy as np
 
+from duorec.csr import csr_from_pairs
 from duorec.metrics import pair_target
 
 __all__ = [
@@ -235,10 +236,9 @@ class _Groups:
     def __init__(self, group: np.ndarray, n_groups: int, dim: int, max_slots: int) -> None:
         # OpenBLAS threads a gemm once m * n * k > 262144 (its default threshold).
         self.segment = int(max(8, min(128, 2 ** np.floor(np.log2(200_000 / dim**2)))))
-        counts = np.bincount(group, minlength=n_groups)
-        order = np.argsort(group, kind="stable")
-        starts = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
+        by_group = csr_from_pairs(group, np.arange(group.size), n_groups)
+        order, starts = by_group.indices, by_group.indptr  # rating positions of each group
+        counts = np.diff(starts)
         nonempty = np.flatnonzero(counts)
         bucket = np.ceil(np.log2(counts[nonempty])).astype(np.int64)
         # One entry per chunk: (group ids [B], rating positions [B, L], -1 = padding).
