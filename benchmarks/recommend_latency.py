@@ -15,9 +15,10 @@ Two sources of model + data:
 * `--ckpt PATH`: a trained checkpoint with its own prepared data (e.g. trained on
   data.synthetic.size=ml32m), loaded through `duorec.checkpoint.load_checkpoint`.
 
-Measured after loading: one call as the command line makes it (movie tower, a scan for the
-two people's ratings, scoring); the movie tower once (`recommend.movie_matrix`) and the data
-set index (seen-movies CSR, genre matrix) for repeated use; then per-pair latency of
+Measured after loading: the data set index (`serving.ServingIndex`: seen-movies CSR), built
+once as the command line does; one call as the command line makes it (movie tower, scoring);
+the movie tower once (`serving.movie_matrix`) and the genre matrix for repeated use; then
+per-pair latency of
 `recommend` over
 `--pairs` random pairs with the movie vectors reused (median, p90), for the pair head
 (aggregate = the model's target) and for another aggregate (no fusion MLP); and pairs/s of
@@ -43,7 +44,7 @@ import torch
 from _common import machine_info, markdown_table, save_json
 from omegaconf import OmegaConf
 
-from duorec import recommend as rec
+from duorec import serving as rec
 from duorec.data.features import Features
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
@@ -130,7 +131,7 @@ def random_pairs(dataset: PreparedDataset, n: int, seed: int) -> np.ndarray:
 
 def single_latency(
     model: PairRatingModule,
-    dataset: PreparedDataset,
+    index: rec.ServingIndex,
     pairs: np.ndarray,
     vectors: torch.Tensor,
     aggregate: str,
@@ -138,11 +139,11 @@ def single_latency(
 ) -> dict[str, float]:
     """Per-call wall time of `recommend` (movie vectors reused), after two warm-up calls."""
     for a, b in pairs[:2]:
-        rec.recommend(model, dataset, a, b, 10, aggregate, filters, movie_vectors=vectors)
+        rec.recommend(model, index, a, b, 10, aggregate, filters, movie_vectors=vectors)
     times, cpu = [], []
     for a, b in pairs:
         start, start_cpu = time.perf_counter(), time.process_time()
-        rec.recommend(model, dataset, a, b, 10, aggregate, filters, movie_vectors=vectors)
+        rec.recommend(model, index, a, b, 10, aggregate, filters, movie_vectors=vectors)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return percentiles(times, cpu)
@@ -150,16 +151,16 @@ def single_latency(
 
 def batch_throughput(
     model: PairRatingModule,
-    dataset: PreparedDataset,
+    index: rec.ServingIndex,
     pairs: np.ndarray,
     vectors: torch.Tensor,
     aggregate: str,
     batch_size: int,
 ) -> dict[str, float]:
     """pairs/s of `recommend_many` over all `pairs` (one warm-up batch first)."""
-    rec.recommend_many(model, dataset, pairs[:batch_size], 10, aggregate, None, vectors, batch_size)
+    rec.recommend_many(model, index, pairs[:batch_size], 10, aggregate, None, vectors, batch_size)
     start, start_cpu = time.perf_counter(), time.process_time()
-    rec.recommend_many(model, dataset, pairs, 10, aggregate, None, vectors, batch_size)
+    rec.recommend_many(model, index, pairs, 10, aggregate, None, vectors, batch_size)
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {
         "median_ms": seconds / len(pairs) * 1000,
@@ -186,7 +187,7 @@ def main() -> None:
     ap.add_argument("--batch-pairs", type=int, default=1024, help="pairs in the batch runs")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    ap.add_argument("--chunk-elements", type=int, help="override recommend.CHUNK_ELEMENTS")
+    ap.add_argument("--chunk-elements", type=int, help="override serving.CHUNK_ELEMENTS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -214,16 +215,17 @@ def main() -> None:
         source = "DuoModule (random weights, conf/model/duo.yaml sizes) over synthetic data"
     first = random_pairs(dataset, 1, args.seed + 2)[0]
     start = time.perf_counter()
-    rec.recommend(model, dataset, first[0], first[1], 10, model.target)
-    setup["one-off recommend, as the CLI (tower + scan + score)"] = time.perf_counter() - start
+    index = rec.ServingIndex(dataset)
+    setup["data set index (seen CSR), once"] = time.perf_counter() - start
+    start = time.perf_counter()
+    rec.recommend(model, index, first[0], first[1], 10, model.target)
+    setup["one-off recommend, as the CLI (tower + score)"] = time.perf_counter() - start
     start = time.perf_counter()
     vectors = rec.movie_matrix(model)
     setup["movie tower (once)"] = time.perf_counter() - start
     start = time.perf_counter()
-    index = rec.dataset_index(dataset)
-    index.seen_csr()
     index.genres  # noqa: B018 - built on first use
-    setup["data set index (seen CSR, genre matrix)"] = time.perf_counter() - start
+    setup["genre matrix (first genre filter)"] = time.perf_counter() - start
 
     pairs = random_pairs(dataset, args.pairs, args.seed)
     batch = random_pairs(dataset, args.batch_pairs, args.seed + 1)
@@ -244,17 +246,17 @@ def main() -> None:
 
     row(
         f"single, pair head ({model.target})",
-        single_latency(model, dataset, pairs, vectors, model.target),
+        single_latency(model, index, pairs, vectors, model.target),
     )
-    row(f"single, aggregate={other}", single_latency(model, dataset, pairs, vectors, other))
+    row(f"single, aggregate={other}", single_latency(model, index, pairs, vectors, other))
     row(
         "single, pair head, genres=[Comedy]",
-        single_latency(model, dataset, pairs, vectors, model.target, {"genres": ["Comedy"]}),
+        single_latency(model, index, pairs, vectors, model.target, {"genres": ["Comedy"]}),
     )
     for size in args.batch_sizes:
         row(
             f"batch of {size}, pair head",
-            batch_throughput(model, dataset, batch, vectors, model.target, size),
+            batch_throughput(model, index, batch, vectors, model.target, size),
         )
 
     info = machine_info()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duorec.metrics import pair_target, rank_pairs, seen_csr
+from duorec.csr import csr_from_pairs
+from duorec.metrics import pair_target, rank_pairs
 from duorec.model.baselines import (
     BiasBaseline,
     BiasedMF,
@@ -81,7 +82,7 @@ def test_groups_solve_matches_direct_ridge():
 
 @pytest.mark.parametrize(
     "model",
-    [GlobalMean(), BiasBaseline(), BiasedMF(k=4, n_iter=3), Popularity()],
+    [GlobalMean(), BiasBaseline(), BiasedMF(k=4, n_iter=3)],
     ids=lambda m: type(m).__name__,
 )
 def test_predict_pair_aggregates_individual_predictions(model):
@@ -136,17 +137,17 @@ def test_mf_fit_is_deterministic_by_seed():
     assert not np.array_equal(a, c)
 
 
-def test_popularity_ranks_by_train_count_and_predicts_shrunk_mean():
+def test_popularity_ranks_by_train_count_and_predicts_no_rating():
     user = np.array([0, 1, 2, 0, 1, 0])
     movie = np.array([2, 2, 2, 1, 1, 3])
     rating = np.array([5.0, 4.0, 3.0, 2.0, 2.0, 5.0], dtype=np.float32)
-    pop = Popularity(reg=2.0).fit(user, movie, rating, n_users=4, n_movies=5)
+    pop = Popularity().fit(user, movie, rating, n_users=4, n_movies=5)
     np.testing.assert_array_equal(pop.score_all(np.array([3, 0]))[0], [0, 2, 3, 1, 0])
-    mu = rating.mean()  # 3.5; movie 2: 3.5 + (1.5 + 0.5 - 0.5) / (3 + 2) = 3.8
-    np.testing.assert_allclose(pop.predict(np.array([3, 3]), np.array([2, 0])), [3.8, mu])
+    with pytest.raises(TypeError, match="predicts no rating"):
+        pop.predict(np.array([3]), np.array([2]))
     # Pair (0, 3): user 0 saw movies 1, 2, 3, so only 0 and 4 are candidates; both have
     # count 0 and the tie goes to the lower index, movie 0.
-    seen = seen_csr(user, movie, 4)
+    seen = csr_from_pairs(user, movie, 4)
     res = rank_pairs(np.array([[0, 3]]), [np.array([0])], seen, pop.pair_score_fn(), k=1)
     assert res.hit_rate.tolist() == [1.0]
 

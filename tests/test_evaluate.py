@@ -30,22 +30,35 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("/"): tree}
 
 
-def touch_ckpt(folder: Path, name: str) -> Path:
+def touch_ckpt(folder: Path, name: str, best: bool = True) -> Path:
+    """A checkpoint file; `best`: named as the run's checkpoint in its metrics.json."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_bytes(b"x")
+    if best:
+        (folder.parent / "metrics.json").write_text(json.dumps({"checkpoint": str(path)}))
     return path
 
 
-def test_best_in_run_prefers_the_best_over_last(tmp_path: Path) -> None:
+def test_best_in_run_is_the_one_its_metrics_name(tmp_path: Path) -> None:
     ckpts = tmp_path / "run" / "checkpoints"
-    touch_ckpt(ckpts, "last.ckpt")
+    touch_ckpt(ckpts, "last.ckpt", best=False)
+    # no metrics.json (stopped before evaluating): last.ckpt is all there is
     assert best_in_run(tmp_path / "run") == ckpts / "last.ckpt"
-    touch_ckpt(ckpts, "epoch003-rmse0.9100.ckpt")
-    best = touch_ckpt(ckpts, "epoch005-rmse0.8700.ckpt")
+    # metrics.json decides, whatever the file names say
+    best = touch_ckpt(ckpts, "epoch003-rmse0.9100.ckpt")
+    touch_ckpt(ckpts, "epoch005-rmse0.8700.ckpt", best=False)
     assert best_in_run(tmp_path / "run") == best
     assert best_in_run(ckpts) == best
     assert best_in_run(tmp_path / "nothing") is None
+    # a run folder moved since: the recorded name is found in its own checkpoints/
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "run", moved)
+    shutil.rmtree(tmp_path / "run")
+    assert best_in_run(moved) == moved / "checkpoints" / best.name
+    # the named checkpoint is gone: nothing to use (not some other file)
+    (moved / "checkpoints" / best.name).unlink()
+    assert best_in_run(moved) is None
 
 
 def test_latest_checkpoint_picks_the_newest_run(tmp_path: Path) -> None:
@@ -55,7 +68,7 @@ def test_latest_checkpoint_picks_the_newest_run(tmp_path: Path) -> None:
     runs = logs / "train" / "runs"
     old = touch_ckpt(runs / "2024-01-01_10-00-00" / "checkpoints", "epoch001-rmse0.8000.ckpt")
     assert latest_checkpoint(logs) == old
-    newer = touch_ckpt(runs / "2024-02-01_10-00-00" / "checkpoints", "last.ckpt")
+    newer = touch_ckpt(runs / "2024-02-01_10-00-00" / "checkpoints", "last.ckpt", best=False)
     # made later but started earlier: the folder's stamp decides, not the file time
     time.sleep(0.01)
     touch_ckpt(runs / "2024-01-15_10-00-00" / "checkpoints", "epoch000-rmse0.7000.ckpt")
@@ -88,6 +101,8 @@ def test_evaluate_cli_reproduces_the_training_metrics(
     newest = tmp_path / "logs" / "train" / "runs" / "2099-01-01_00-00-00" / "checkpoints"
     newest.mkdir(parents=True)
     shutil.copy(ckpt, newest / ckpt.name)
+    # a copied run folder: its metrics.json still names the original file, found in the copy
+    shutil.copy(ckpt.parent.parent / "metrics.json", newest.parent / "metrics.json")
 
     proc = run_cli("duorec.evaluate", tmp_path, tiny_cache)
     assert proc.returncode == 0, proc.stderr

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from duorec.csr import csr_from_pairs
 from duorec.metrics import (
     bootstrap_diff_ci,
     pair_target,
@@ -15,7 +16,6 @@ from duorec.metrics import (
     ranking_metrics,
     regression_metrics,
     relevant_by_pair,
-    seen_csr,
 )
 
 
@@ -26,7 +26,7 @@ def test_pair_target_mean_min_max():
     np.testing.assert_allclose(pair_target(a, b, "min"), [1.0, 3.5, 3.0])
     np.testing.assert_allclose(pair_target(a, b, "max"), [2.0, 4.5, 3.0])
     assert pair_target(a, b).dtype == np.float32
-    with pytest.raises(ValueError, match="unknown pair target"):
+    with pytest.raises(ValueError, match="unknown aggregate"):
         pair_target(a, b, "median")
 
 
@@ -41,12 +41,6 @@ def test_regression_metrics_by_hand():
     assert out["n_triples"] == 3
     with pytest.raises(ValueError):
         regression_metrics(pred, target[:2], (0.5, 5.0))
-
-
-def test_seen_csr_sorted_unique_rows():
-    indptr, indices = seen_csr(np.array([2, 0, 2, 2, 0]), np.array([7, 3, 1, 7, 3]), n_users=4)
-    assert indptr.tolist() == [0, 1, 1, 3, 3]
-    assert indices.tolist() == [3, 1, 7]
 
 
 def test_relevant_by_pair_groups_and_filters():
@@ -66,7 +60,7 @@ def test_relevant_by_pair_groups_and_filters():
 
 def _toy():
     # 6 movies. Train: user 0 saw movie 0, user 1 saw movie 5, user 2 saw nothing.
-    seen = seen_csr(np.array([0, 1]), np.array([0, 5]), n_users=3)
+    seen = csr_from_pairs(np.array([0, 1]), np.array([0, 5]), n_rows=3)
     pairs = np.array([[0, 1], [1, 2], [0, 2]])
     relevant = [np.array([1, 3]), np.array([0]), np.array([], dtype=np.int64)]
     scores = np.array(
@@ -108,9 +102,26 @@ def test_callable_and_matrix_agree_across_batches():
     def score_fn(ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
         return scores[[row[(a, b)] for a, b in zip(ua.tolist(), ub.tolist(), strict=True)]]
 
-    a = ranking_metrics(scores, pairs, relevant, seen, k=3)
-    b = ranking_metrics(score_fn, pairs, relevant, seen, k=3, batch_size=1)
+    a = rank_pairs(pairs, relevant, seen, scores, k=3).summary()
+    b = rank_pairs(pairs, relevant, seen, score_fn, k=3, batch_size=1).summary()
     assert a == b
+
+
+def test_ranking_metrics_of_ranked_lists_by_hand():
+    # Pair 0: list [7, 2, 9], relevant {2, 9, 4}: hits at ranks 2 and 3.
+    #   DCG = 1/log2(3) + 1/log2(4) = 0.6309 + 0.5; IDCG (3 relevant, k=3) = 1 + 0.6309 + 0.5.
+    # Pair 1: list [5, -1, -1] (one candidate only), relevant {5}: hit at rank 1 -> NDCG 1.
+    #   The empty slots (-1) never count, even against a relevant movie -1 cannot be.
+    # Pair 2: list [1, 3, 8], relevant {0}: no hit.
+    top = np.array([[7, 2, 9], [5, -1, -1], [1, 3, 8]])
+    relevant = [np.array([2, 4, 9]), np.array([5]), np.array([0])]
+    ndcg, recall, hit = ranking_metrics(top, relevant, k=3)
+    d2, d3 = 1 / math.log2(3), 1 / math.log2(4)
+    np.testing.assert_allclose(ndcg, [(d2 + d3) / (1 + d2 + d3), 1.0, 0.0])
+    np.testing.assert_allclose(recall, [2 / 3, 1.0, 0.0])
+    assert hit.tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="2 ranked lists but 3 relevant sets"):
+        ranking_metrics(top[:2], relevant, k=3)
 
 
 def test_seen_movies_never_ranked():
@@ -118,7 +129,7 @@ def test_seen_movies_never_ranked():
     n_users, n_movies = 5, 30
     user = rng.integers(0, n_users, 60)
     movie = rng.integers(0, n_movies, 60)
-    seen = seen_csr(user, movie, n_users)
+    seen = csr_from_pairs(user, movie, n_users)
     pairs = np.array([[0, 1], [2, 3], [1, 4]])
     seen_sets = [set(movie[user == u].tolist()) for u in range(n_users)]
     # Every movie is relevant, seen movies get the highest scores: a perfect recall of seen
@@ -135,19 +146,19 @@ def test_seen_movies_never_ranked():
 
 def test_few_candidates_and_perfect_ranking():
     # 4 movies, pair (0,1) has seen 0, 1, 2: one candidate left, which is relevant.
-    seen = seen_csr(np.array([0, 0, 1]), np.array([0, 1, 2]), n_users=2)
+    seen = csr_from_pairs(np.array([0, 0, 1]), np.array([0, 1, 2]), n_rows=2)
     res = rank_pairs(np.array([[0, 1]]), [np.array([3])], seen, np.ones((1, 4)), k=10)
     assert res.ndcg.tolist() == [1.0] and res.recall.tolist() == [1.0]
 
 
 def test_ties_break_towards_lower_index():
-    seen = seen_csr(np.array([], dtype=np.int64), np.array([], dtype=np.int64), n_users=2)
+    seen = csr_from_pairs(np.array([], dtype=np.int64), np.array([], dtype=np.int64), n_rows=2)
     res = rank_pairs(np.array([[0, 1]]), [np.array([0])], seen, np.zeros((1, 50)), k=1)
     assert res.hit_rate.tolist() == [1.0]
 
 
 def test_no_relevant_pairs_gives_nan_summary():
-    seen = seen_csr(np.array([0]), np.array([0]), n_users=2)
+    seen = csr_from_pairs(np.array([0]), np.array([0]), n_rows=2)
     s = rank_pairs(np.array([[0, 1]]), [np.array([], dtype=np.int64)], seen, np.ones((1, 3)))
     out = s.summary()
     assert out["n_pairs"] == 0 and math.isnan(out["ndcg"])

@@ -26,11 +26,12 @@ from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.model.factorization import FactorizationModule
 from duorec.model.module import DuoModule
-from duorec.recommend import (
+from duorec.recommend import read_pairs
+from duorec.serving import (
     BATCH_COLUMNS,
     SINGLE_COLUMNS,
-    DatasetIndex,
-    read_pairs,
+    ServingIndex,
+    check_request,
     recommend,
     recommend_many,
 )
@@ -87,6 +88,12 @@ def loaded(ckpt: Path, tiny_cache: Path) -> tuple[DuoModule, PreparedDataset]:
     return load_checkpoint(ckpt, tiny_cache)
 
 
+@pytest.fixture(scope="module")
+def index(loaded: tuple[DuoModule, PreparedDataset]) -> ServingIndex:
+    """Built once, passed to every call, as a service would."""
+    return ServingIndex(loaded[1])
+
+
 def seen(dataset: PreparedDataset, *user_ids: int) -> set[int]:
     """movieIds rated by any of the users, in any split."""
     users = [dataset.user_index(u) for u in user_ids]
@@ -108,35 +115,43 @@ def test_loaded_checkpoint_is_the_trained_data(
 
 
 @pytest.mark.parametrize("pair", PAIRS)
-def test_never_recommends_a_movie_either_person_rated(loaded, pair: tuple[int, int]) -> None:
+def test_never_recommends_a_movie_either_person_rated(loaded, index, pair: tuple[int, int]) -> None:
     model, dataset = loaded
     watched = seen(dataset, *pair)
-    everything = recommend(model, dataset, *pair, k=dataset.n_movies)
+    everything = recommend(model, index, *pair, k=dataset.n_movies)
     # with k = the catalogue, the answer is exactly the unseen movies, once each
     assert set(everything["movieId"]) == set(dataset.catalog["movieId"]) - watched
     assert everything["movieId"].is_unique
-    top = recommend(model, dataset, *pair, k=10)
+    top = recommend(model, index, *pair, k=10)
     assert not watched & set(top["movieId"])
 
 
-def test_seen_movies_by_scan_equal_the_csr(loaded) -> None:
-    """The first single-pair requests scan the ratings; later ones use the CSR: same sets."""
+def test_index_holds_every_split_seen_movies(loaded, index) -> None:
+    """The seen-movies CSR is every rating of the person, whatever its split."""
     _, dataset = loaded
-    index = DatasetIndex(dataset)
-    a, b = dataset.user_index(38), dataset.user_index(39)
-    rows, scanned = index.seen_by_pairs(np.array([a]), np.array([b]))
-    assert index._csr is None and (rows == 0).all()
-    index._scans = DatasetIndex.SCANS
-    rows, from_csr = index.seen_by_pairs(np.array([a, b]), np.array([b, a]))
-    expected = {dataset.catalog["movieId"].iloc[m] for m in scanned}
-    assert set(scanned) == set(from_csr[rows == 0]) == set(from_csr[rows == 1])
-    assert expected == seen(dataset, 38, 39)
+    for user_id in (38, 39, 1):
+        u = dataset.user_index(user_id)
+        row = index.seen.indices[index.seen.indptr[u] : index.seen.indptr[u + 1]]
+        movie_ids = set(dataset.catalog["movieId"].to_numpy()[row].tolist())
+        assert movie_ids == seen(dataset, user_id)
+    assert set(dataset.ratings["split"]) != {0}  # the data has more than a train split
+
+
+def test_request_checks_in_one_place() -> None:
+    request = check_request(3, "min", [(1, "2")], single=True, output="x.csv")
+    assert (request.k, request.aggregate, request.pairs.tolist()) == (3, "min", [[1, 2]])
+    with pytest.raises(UsageError, match="the two users are the same"):
+        check_request(3, "mean", [(7, 7)], single=True)
+    with pytest.raises(UsageError, match="batch_size must be a positive integer"):
+        check_request(3, "mean", batch_size=0)
+    with pytest.raises(UsageError, match="unknown file type '.txt'"):
+        check_request(3, "mean", output="top.txt")
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "min", "max"])
-def test_exactly_k_rows_sorted_by_pair_rating(loaded, aggregate: str) -> None:
+def test_exactly_k_rows_sorted_by_pair_rating(loaded, index, aggregate: str) -> None:
     model, dataset = loaded
-    frame = recommend(model, dataset, 38, 39, k=7, aggregate=aggregate)
+    frame = recommend(model, index, 38, 39, k=7, aggregate=aggregate)
     assert list(frame.columns) == SINGLE_COLUMNS
     assert len(frame) == 7
     assert frame["rank"].tolist() == list(range(1, 8))
@@ -148,12 +163,12 @@ def test_exactly_k_rows_sorted_by_pair_rating(loaded, aggregate: str) -> None:
     assert frame["title"].tolist() == catalog.loc[frame["movieId"], "title"].tolist()
 
 
-def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded) -> None:
+def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded, index) -> None:
     """aggregate == the training target: the pair head's score, best of all unseen movies."""
     model, dataset = loaded
     assert model.target == "mean"
     a, b = 15, 24
-    frame = recommend(model, dataset, a, b, k=10, aggregate="mean")
+    frame = recommend(model, index, a, b, k=10, aggregate="mean")
     assert frame.attrs["pair_head"]
     unseen = np.flatnonzero(~dataset.catalog["movieId"].isin(seen(dataset, a, b)).to_numpy())
     n = len(unseen)
@@ -170,51 +185,54 @@ def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded) -> None:
 
 
 @pytest.mark.parametrize(("aggregate", "combine"), [("min", np.minimum), ("max", np.maximum)])
-def test_other_aggregates_combine_the_individual_predictions(loaded, aggregate, combine) -> None:
+def test_other_aggregates_combine_the_individual_predictions(
+    loaded, index, aggregate, combine
+) -> None:
     model, dataset = loaded
-    frame = recommend(model, dataset, 15, 24, k=15, aggregate=aggregate)
+    frame = recommend(model, index, 15, 24, k=15, aggregate=aggregate)
     assert not frame.attrs["pair_head"]
     expected = combine(frame["rating_a"].to_numpy(), frame["rating_b"].to_numpy())
     np.testing.assert_array_equal(frame["pair_rating"].to_numpy(), expected)
     # and they are the best unseen movies by that aggregate
-    everything = recommend(model, dataset, 15, 24, k=dataset.n_movies, aggregate=aggregate)
+    everything = recommend(model, index, 15, 24, k=dataset.n_movies, aggregate=aggregate)
     best = np.sort(everything["pair_rating"].to_numpy())[::-1][:15]
     np.testing.assert_allclose(frame["pair_rating"], best)
 
 
 def test_mean_aggregates_individual_predictions_when_the_model_target_differs(
     loaded: tuple[DuoModule, PreparedDataset],
+    index: ServingIndex,
 ) -> None:
     """A least-misery model asked for `mean` averages the two predictions (in stars)."""
     _, dataset = loaded
     torch.manual_seed(0)
     model = DuoModule.from_dataset(dataset, **model_kwargs(target="min")).eval()
-    frame = recommend(model, dataset, 1, 2, k=10, aggregate="mean")
+    frame = recommend(model, index, 1, 2, k=10, aggregate="mean")
     a = frame["rating_a"].to_numpy(np.float32)
     b = frame["rating_b"].to_numpy(np.float32)
     np.testing.assert_allclose(frame["pair_rating"].to_numpy(), (a + b) / 2, rtol=1e-6)
-    head = recommend(model, dataset, 1, 2, k=10, aggregate="min")
+    head = recommend(model, index, 1, 2, k=10, aggregate="min")
     assert head.attrs["pair_head"]
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "min"])
-def test_a_factorisation_baseline_is_served_the_same_way(loaded, aggregate: str) -> None:
+def test_a_factorisation_baseline_is_served_the_same_way(loaded, index, aggregate: str) -> None:
     _, dataset = loaded
     torch.manual_seed(0)
     model = FactorizationModule.from_dataset(
         dataset, **model_kwargs("mf", k=8, init_std=0.3)
     ).eval()
-    frame = recommend(model, dataset, 38, 39, k=10, aggregate=aggregate)
+    frame = recommend(model, index, 38, 39, k=10, aggregate=aggregate)
     assert len(frame) == 10 and (np.diff(frame["pair_rating"].to_numpy()) <= 0).all()
     assert not seen(dataset, 38, 39) & set(frame["movieId"])
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "min"])
 @pytest.mark.parametrize("pair", PAIRS[:3])
-def test_symmetric_in_the_two_people(loaded, pair: tuple[int, int], aggregate: str) -> None:
+def test_symmetric_in_the_two_people(loaded, index, pair: tuple[int, int], aggregate: str) -> None:
     model, dataset = loaded
-    ab = recommend(model, dataset, *pair, k=10, aggregate=aggregate)
-    ba = recommend(model, dataset, *reversed(pair), k=10, aggregate=aggregate)
+    ab = recommend(model, index, *pair, k=10, aggregate=aggregate)
+    ba = recommend(model, index, *reversed(pair), k=10, aggregate=aggregate)
     assert ab["movieId"].tolist() == ba["movieId"].tolist()
     np.testing.assert_array_equal(ab["pair_rating"], ba["pair_rating"])
     np.testing.assert_array_equal(ab["rating_a"], ba["rating_b"])
@@ -231,10 +249,10 @@ FILTERS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("filters", FILTERS)
-def test_filters_are_respected_and_keep_the_best_qualifying(loaded, filters) -> None:
+def test_filters_are_respected_and_keep_the_best_qualifying(loaded, index, filters) -> None:
     model, dataset = loaded
     catalog = dataset.catalog.set_index("movieId")
-    frame = recommend(model, dataset, 38, 39, k=5, filters=filters)
+    frame = recommend(model, index, 38, 39, k=5, filters=filters)
     assert len(frame) == 5
     rows = catalog.loc[frame["movieId"]]
     genres = [g.lower() for g in filters.get("genres", [])]
@@ -252,51 +270,51 @@ def test_filters_are_respected_and_keep_the_best_qualifying(loaded, filters) -> 
         qualifies &= catalog["runtime"].astype("Float64").le(filters["max_runtime"]).fillna(False)
     assert qualifies.loc[rows.index].all()
     # same as filtering the unfiltered full ranking afterwards
-    everything = recommend(model, dataset, 38, 39, k=dataset.n_movies)
+    everything = recommend(model, index, 38, 39, k=dataset.n_movies)
     expected = everything[qualifies.loc[everything["movieId"]].to_numpy()].head(5)
     assert frame["movieId"].tolist() == expected["movieId"].tolist()
 
 
-def test_bad_filters_are_named(loaded) -> None:
+def test_bad_filters_are_named(loaded, index) -> None:
     model, dataset = loaded
     with pytest.raises(UsageError, match="unknown genre.*Cmedy.*Comedy"):
-        recommend(model, dataset, 1, 2, filters={"genres": ["Cmedy"]})
+        recommend(model, index, 1, 2, filters={"genres": ["Cmedy"]})
     with pytest.raises(UsageError, match="unknown filter"):
-        recommend(model, dataset, 1, 2, filters={"language": "fr"})
+        recommend(model, index, 1, 2, filters={"language": "fr"})
     with pytest.raises(UsageError, match="no movie .* passes the filters"):
-        recommend(model, dataset, 1, 2, filters={"min_year": 3000})
+        recommend(model, index, 1, 2, filters={"min_year": 3000})
 
 
-def test_clear_errors(loaded) -> None:
+def test_clear_errors(loaded, index) -> None:
     model, dataset = loaded
     with pytest.raises(UsageError, match="unknown user id 999: the data set 'synthetic-tiny'"):
-        recommend(model, dataset, 1, 999)
+        recommend(model, index, 1, 999)
     with pytest.raises(UsageError, match="the two users are the same"):
-        recommend(model, dataset, 7, 7)
+        recommend(model, index, 7, 7)
     for k in (0, -3):
         with pytest.raises(UsageError, match="k must be a positive integer"):
-            recommend(model, dataset, 1, 2, k=k)
+            recommend(model, index, 1, 2, k=k)
     with pytest.raises(UsageError, match="unknown aggregate 'median'"):
-        recommend(model, dataset, 1, 2, aggregate="median")
+        recommend(model, index, 1, 2, aggregate="median")
     with pytest.raises(UsageError, match="user ids are integers"):
-        recommend(model, dataset, 1, "bob")
+        recommend(model, index, 1, "bob")
     with pytest.raises(UsageError, match=r"pair #2: unknown user id 999"):
-        recommend_many(model, dataset, [(1, 2), (3, 999)])
+        recommend_many(model, index, [(1, 2), (3, 999)])
     with pytest.raises(UsageError, match=r"pair #1 names user 4 twice"):
-        recommend_many(model, dataset, [(4, 4)])
+        recommend_many(model, index, [(4, 4)])
     with pytest.raises(UsageError, match="movie_vectors has 3 rows"):
-        recommend(model, dataset, 1, 2, movie_vectors=torch.zeros(3, 65))
+        recommend(model, index, 1, 2, movie_vectors=torch.zeros(3, 65))
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "max"])
-def test_batch_mode_equals_single_calls(loaded, aggregate: str) -> None:
+def test_batch_mode_equals_single_calls(loaded, index, aggregate: str) -> None:
     model, dataset = loaded
     pairs = pd.DataFrame(PAIRS + [(2, 1), (24, 25), (39, 15)], columns=["user_a", "user_b"])
     filters = {"genres": ["Drama", "Comedy"]}
     vectors = model.encode_movies()
     many = recommend_many(
         model,
-        dataset,
+        index,
         pairs,
         k=6,
         aggregate=aggregate,
@@ -307,7 +325,7 @@ def test_batch_mode_equals_single_calls(loaded, aggregate: str) -> None:
     assert list(many.columns) == BATCH_COLUMNS
     assert len(many) == 6 * len(pairs)
     for (a, b), rows in many.groupby(["user_a", "user_b"], sort=False):
-        single = recommend(model, dataset, a, b, k=6, aggregate=aggregate, filters=filters)
+        single = recommend(model, index, a, b, k=6, aggregate=aggregate, filters=filters)
         assert rows["movieId"].tolist() == single["movieId"].tolist()
         assert rows["rank"].tolist() == single["rank"].tolist()
         assert rows["title"].tolist() == single["title"].tolist()
@@ -318,10 +336,10 @@ def test_batch_mode_equals_single_calls(loaded, aggregate: str) -> None:
     assert list(map(tuple, first.to_numpy())) == list(map(tuple, pairs.to_numpy()))
 
 
-def test_reused_movie_vectors_give_the_same_answer(loaded) -> None:
+def test_reused_movie_vectors_give_the_same_answer(loaded, index) -> None:
     model, dataset = loaded
-    fresh = recommend(model, dataset, 3, 4, k=10)
-    reused = recommend(model, dataset, 3, 4, k=10, movie_vectors=model.encode_movies())
+    fresh = recommend(model, index, 3, 4, k=10)
+    reused = recommend(model, index, 3, 4, k=10, movie_vectors=model.encode_movies())
     pd.testing.assert_frame_equal(fresh, reused)
 
 
@@ -373,7 +391,7 @@ def test_pairs_file_errors_name_the_file_and_column(tmp_path: Path) -> None:
 
 
 def test_cli_single_pair_writes_the_table(
-    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path
+    loaded, index, ckpt: Path, tiny_cache: Path, tmp_path: Path
 ) -> None:
     model, dataset = loaded
     out = tmp_path / "top.csv"
@@ -390,13 +408,15 @@ def test_cli_single_pair_writes_the_table(
     assert proc.returncode == 0, proc.stderr
     assert "top 4 for users 5 and 42" in proc.stdout
     written = pd.read_csv(out)
-    expected = recommend(model, dataset, 5, 42, k=4, aggregate="min")
+    expected = recommend(model, index, 5, 42, k=4, aggregate="min")
     assert list(written.columns) == SINGLE_COLUMNS
     assert written["movieId"].tolist() == expected["movieId"].tolist()
     np.testing.assert_allclose(written["pair_rating"], expected["pair_rating"], rtol=1e-6)
 
 
-def test_cli_pairs_file_batch_mode(loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path) -> None:
+def test_cli_pairs_file_batch_mode(
+    loaded, index, ckpt: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
     model, dataset = loaded
     pairs = tmp_path / "pairs.csv"
     pd.DataFrame(PAIRS, columns=["user_a", "user_b"]).to_csv(pairs, index=False)
@@ -404,6 +424,7 @@ def test_cli_pairs_file_batch_mode(loaded, ckpt: Path, tiny_cache: Path, tmp_pat
     run = tmp_path / "logs" / "train" / "runs" / "2030-01-01_00-00-00" / "checkpoints"
     run.mkdir(parents=True)
     shutil.copy(ckpt, run / ckpt.name)
+    shutil.copy(ckpt.parent.parent / "metrics.json", run.parent / "metrics.json")
     out = tmp_path / "recs.parquet"
     proc = run_cli(
         "duorec.recommend",
@@ -416,7 +437,7 @@ def test_cli_pairs_file_batch_mode(loaded, ckpt: Path, tiny_cache: Path, tmp_pat
     )
     assert proc.returncode == 0, proc.stderr
     written = pd.read_parquet(out)
-    expected = recommend_many(model, dataset, PAIRS, k=3, filters={"genres": ["Drama"]})
+    expected = recommend_many(model, index, PAIRS, k=3, filters={"genres": ["Drama"]})
     assert list(written.columns) == BATCH_COLUMNS
     pd.testing.assert_frame_equal(
         written[["user_a", "user_b", "rank", "movieId"]],

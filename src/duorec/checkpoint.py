@@ -10,8 +10,8 @@ names both data sets.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +28,8 @@ from duorec.model.base import PairRatingModule, load_model
 log = logging.getLogger(__name__)
 
 RUN_STAMP = "%Y-%m-%d_%H-%M-%S"  # conf/hydra/default.yaml names run folders with this
-_RMSE = re.compile(r"rmse(\d+(?:\.\d+)?)")
+# Lightning stores a data module's state_dict under its class name
+DATASET_KEY = PairDataModule.__qualname__
 
 
 # ---------------------------------------------------------------------------- finding
@@ -37,25 +38,34 @@ _RMSE = re.compile(r"rmse(\d+(?:\.\d+)?)")
 def best_in_run(run_dir: str | Path) -> Path | None:
     """The checkpoint to use from one run folder (or its checkpoints/ folder), or None.
 
-    The best checkpoint (`epoch…-rmse….ckpt`) is the one the run's metrics describe; with
-    several (save_top_k > 1) the lowest RMSE in the name wins. `last.ckpt` is only the
-    fallback: it exists to resume, and may be worse than the best epoch.
+    A finished run names it in its metrics.json (`"checkpoint"`: the best checkpoint, the one
+    its metrics describe), so nothing is read from file names. The file of that name in the
+    run's own checkpoints/ comes first, so a run folder moved or copied since uses its own
+    copy; else the recorded path as written. A run without metrics.json (stopped before its
+    evaluation) falls back to `last.ckpt`, which exists to resume and may be worse than the
+    best epoch.
     """
     run_dir = Path(run_dir)
-    folder = run_dir if run_dir.name == "checkpoints" else run_dir / "checkpoints"
-    if not folder.is_dir():
+    if run_dir.name == "checkpoints":
+        run_dir = run_dir.parent
+    recorded = recorded_checkpoint(run_dir)
+    if recorded is not None:
+        for path in (run_dir / "checkpoints" / recorded.name, recorded):
+            if path.is_file():
+                return path
         return None
-    files = [p for p in folder.glob("*.ckpt") if p.is_file()]
-    best = [p for p in files if not (p.stem == "last" or p.stem.startswith("last-"))]
-    if best:
-        return min(best, key=lambda p: (_rmse_in_name(p), -p.stat().st_mtime))
-    last = folder / "last.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
 
 
-def _rmse_in_name(path: Path) -> float:
-    match = _RMSE.search(path.stem)
-    return float(match.group(1)) if match else float("inf")
+def recorded_checkpoint(run_dir: str | Path) -> Path | None:
+    """`metrics.json["checkpoint"]` of a run folder, or None (no file, no entry, unreadable)."""
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    path = metrics.get("checkpoint") if isinstance(metrics, dict) else None
+    return Path(path).expanduser() if path else None
 
 
 def _run_order(run_dir: Path, sweep_dir: Path | None) -> tuple[str, int, float]:
@@ -120,6 +130,16 @@ def resolve_checkpoint(ckpt_path: str | Path | None, log_dir: str | Path) -> Pat
 # ---------------------------------------------------------------------------- loading
 
 
+def dataset_reference_of(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The data set reference stored in a loaded checkpoint dict (None if it has none).
+
+    The one reader of where the reference lives, for `PairRatingModule.on_load_checkpoint`
+    and anything else that opens a checkpoint file.
+    """
+    reference = (checkpoint.get(DATASET_KEY) or {}).get("dataset")
+    return dict(reference) if reference else None
+
+
 def load_checkpoint(
     ckpt_path: str | Path, cache_dir: str | Path | None = None
 ) -> tuple[PairRatingModule, PreparedDataset]:
@@ -130,8 +150,8 @@ def load_checkpoint(
 
     The data is read from the prepared folder named in the checkpoint when it is still in
     `cache_dir` or in the cache the model was trained with; otherwise it is prepared again from
-    the saved data config. Either way it must be the same data set (same cache key, user and
-    movie counts), else a UsageError names both.
+    the saved data config. Either way it must be the same data set (same content fingerprint,
+    user and movie counts), else a UsageError names both and what differs.
     """
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
@@ -154,9 +174,9 @@ def load_checkpoint(
 
 
 def read_reference(ckpt_path: str | Path) -> dict[str, Any]:
-    """The data reference a checkpoint carries: the data module's state (`PairDataModule`)."""
+    """The data reference a checkpoint file carries, or a UsageError saying it has none."""
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    reference = (checkpoint.get(PairDataModule.__qualname__) or {}).get("dataset")
+    reference = dataset_reference_of(checkpoint)
     if not reference or not reference.get("cache_key"):
         raise UsageError(
             f"{ckpt_path} does not say which data set it was trained on (no data module state): "

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
 from duorec.metrics import (
@@ -25,7 +26,6 @@ from duorec.metrics import (
     rank_pairs,
     regression_metrics,
     relevant_by_pair,
-    seen_csr,
 )
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
@@ -50,7 +50,7 @@ def predict_triples(
     return pair, ra, rb
 
 
-def model_pair_scorer(model: PairRatingModule):  # noqa: ANN201 - duorec.metrics.PairScoreFn
+def model_pair_scorer(model: PairRatingModule):  # noqa: ANN201 - duorec.ranking.PairScoreFn
     """(user_a [B], user_b [B]) -> pair scores [B, n_movies], movie tower computed once."""
     movies = model.encode_movies()
 
@@ -187,7 +187,7 @@ def rank_everyone(
     if limit and len(pairs) > limit:
         keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
         pairs, relevant = pairs[keep], [relevant[i] for i in keep]
-    seen = seen_csr(train["user"], train["movie"], n_users)
+    seen = csr_from_pairs(train["user"], train["movie"], n_users)
     scorers = {"model": model_pair_scorer(model)}
     scorers.update(
         {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}

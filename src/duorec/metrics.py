@@ -3,13 +3,14 @@
 Pure numpy, so the same code scores the Lightning model, the baselines and anything read
 back from disk, and every number in a results table comes from one implementation.
 
-Protocol (DESIGN.md, "Evaluation protocol"):
+Protocol:
 
 * Regression: pair RMSE and MAE in stars, and scaled MSE = MSE / (r_max - r_min)^2, the
   scale-free number the original study quoted.
 * Ranking, per test pair (a, b): the relevant movies are those both a and b rated
   >= threshold (4 stars) in TEST; the candidates are every movie neither a nor b rated in
-  TRAIN; candidates are ranked by the model's score. NDCG@k uses binary relevance and the
+  TRAIN; candidates are ranked by the model's score (`duorec.ranking`, the path
+  recommendations take). NDCG@k uses binary relevance and the
   log2 discount, its ideal DCG puts min(k, |relevant|) hits on top; Recall@k = hits /
   |relevant| (the common definition, so it cannot reach 1 when |relevant| > k); HitRate@k = 1
   if any relevant movie is in the top k. Pairs without a relevant movie say nothing about a
@@ -20,19 +21,17 @@ Protocol (DESIGN.md, "Evaluation protocol"):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-PAIR_TARGETS = ("mean", "min", "max")
+from duorec.aggregate import AGGREGATES, aggregate
+from duorec.csr import CSR
+from duorec.ranking import PairScoreFn, top_k_unseen
 
-#: Scores for a batch of pairs: (user_a [B], user_b [B]) -> [B, n_movies], higher = better.
-PairScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-#: Train movies per user as CSR: (indptr [n_users + 1], indices [nnz]).
-SeenCSR = tuple[np.ndarray, np.ndarray]
+PAIR_TARGETS = AGGREGATES
 
 
 class TripleLike(Protocol):
@@ -50,16 +49,10 @@ class TripleLike(Protocol):
 
 def pair_target(rating_a: np.ndarray, rating_b: np.ndarray, how: str = "mean") -> np.ndarray:
     """The rating a pair gives a movie: `mean` (default), `min` (least misery) or `max`
-    (most pleasure) of the two individual ratings, as float32."""
+    (most pleasure) of the two individual ratings, as float32 (`duorec.aggregate`)."""
     a = np.asarray(rating_a, dtype=np.float32)
     b = np.asarray(rating_b, dtype=np.float32)
-    if how == "mean":
-        return ((a + b) * np.float32(0.5)).astype(np.float32)
-    if how == "min":
-        return np.minimum(a, b)
-    if how == "max":
-        return np.maximum(a, b)
-    raise ValueError(f"unknown pair target {how!r}: use one of {PAIR_TARGETS}")
+    return aggregate(a, b, how)
 
 
 def regression_metrics(
@@ -89,25 +82,6 @@ def regression_metrics(
 
 
 # --------------------------------------------------------------------------- ranking inputs
-
-
-def seen_csr(user: np.ndarray, movie: np.ndarray, n_users: int) -> SeenCSR:
-    """Train movies per user as CSR (indptr, indices), each row sorted and without repeats.
-
-    This is the mask of movies that can never be recommended to a pair containing the user.
-    """
-    user = np.asarray(user, dtype=np.int64)
-    movie = np.asarray(movie, dtype=np.int64)
-    if user.size and (user.min() < 0 or user.max() >= n_users):
-        raise ValueError(f"user index out of range [0, {n_users})")
-    order = np.lexsort((movie, user))
-    u, m = user[order], movie[order]
-    keep = np.ones(u.size, dtype=bool)
-    keep[1:] = (u[1:] != u[:-1]) | (m[1:] != m[:-1])
-    u, m = u[keep], m[keep]
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-    return indptr, m
 
 
 def relevant_by_pair(
@@ -162,31 +136,48 @@ class RankingResult:
         }
 
 
-def _csr_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
-    """(position in `rows`, column) of every stored entry of the given CSR rows."""
-    start, stop = indptr[rows], indptr[rows + 1]
-    length = stop - start
-    owner = np.repeat(np.arange(rows.size), length)
-    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-    return owner, indices[np.repeat(start, length) + offset]
+def ranking_metrics(
+    top: np.ndarray, relevant: Sequence[np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pair (NDCG@k, Recall@k, HitRate@k) of ranked lists against relevant sets.
+
+    `top` [P, <= k] holds each pair's movies best first, -1 in empty slots (never a hit);
+    `relevant[p]` holds pair p's relevant movies, without repeats, at least one. Binary
+    relevance, log2 discount; the ideal DCG puts min(k, |relevant|) hits on top.
+    """
+    top = np.asarray(top, dtype=np.int64)
+    n_rel = np.array([r.size for r in relevant], dtype=np.int64)
+    if top.shape[0] != n_rel.size:
+        raise ValueError(f"{top.shape[0]} ranked lists but {n_rel.size} relevant sets")
+    kk = top.shape[1]
+    # discount[j] = 1 / log2(j + 2) for rank j = 0..k-1; idcg[n] = sum of the first n.
+    discount = 1.0 / np.log2(np.arange(k) + 2.0)
+    idcg = np.concatenate([[0.0], np.cumsum(discount)])
+    # Hits: membership of (row, movie) keys in the relevant (row, movie) keys.
+    flat = np.concatenate([np.asarray(r, dtype=np.int64) for r in relevant] + [top.ravel()])
+    width = int(flat.max(initial=0)) + 1
+    rel_keys = np.repeat(np.arange(n_rel.size), n_rel) * width + flat[: n_rel.sum()]
+    top_keys = np.arange(top.shape[0])[:, None] * width + top
+    hits = np.isin(top_keys, rel_keys) & (top >= 0)
+    n_hit = hits.sum(axis=1)
+    return (hits @ discount[:kk]) / idcg[np.minimum(n_rel, k)], n_hit / n_rel, n_hit > 0
 
 
 def rank_pairs(
     pairs: np.ndarray,
     relevant: Sequence[np.ndarray],
-    seen: SeenCSR,
+    seen: CSR,
     scores: PairScoreFn | np.ndarray,
     k: int = 10,
     batch_size: int = 256,
 ) -> RankingResult:
     """Rank every unseen movie for each pair and score the top k against its relevant set.
 
-    `scores` is either a function (user_a [B], user_b [B]) -> [B, n_movies], called on
-    batches of `batch_size` pairs so memory stays O(batch * n_movies), or a precomputed
-    [P, n_movies] matrix aligned with `pairs`. Movies either person rated in train get -inf
-    and so are never recommended (a pair with fewer than k candidates gets fewer than k
-    recommendations; -inf slots never count as hits). Ties in score are broken towards the
-    lower movie index, so results are deterministic.
+    The ranking is `duorec.ranking.top_k_unseen` (the path recommendations take), with
+    `seen` the train movies per user; `scores` is a `PairScoreFn` called on batches of
+    `batch_size` pairs, or a precomputed [P, n_movies] matrix aligned with `pairs`. A pair
+    with fewer than k candidates gets fewer than k recommendations. Pairs without a relevant
+    movie are left out.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -194,68 +185,19 @@ def rank_pairs(
     if len(relevant) != len(pairs):
         raise ValueError(f"{len(pairs)} pairs but {len(relevant)} relevant sets")
     rel = [np.unique(np.asarray(r, dtype=np.int64)) for r in relevant]
-    n_rel_all = np.array([r.size for r in rel], dtype=np.int64)
-    keep = np.flatnonzero(n_rel_all > 0)
+    keep = np.flatnonzero([r.size > 0 for r in rel])
     matrix = None if callable(scores) else np.asarray(scores)
     if matrix is not None and matrix.shape[0] != len(pairs):
         raise ValueError(f"score matrix has {matrix.shape[0]} rows for {len(pairs)} pairs")
-    indptr, indices = seen
-
-    # discount[j] = 1 / log2(j + 2) for rank j = 0..k-1; idcg[n] = sum of the first n.
-    discount = 1.0 / np.log2(np.arange(k) + 2.0)
-    idcg = np.concatenate([[0.0], np.cumsum(discount)])
-
-    ndcg = np.zeros(keep.size)
-    recall = np.zeros(keep.size)
-    hit = np.zeros(keep.size)
+    ndcg, recall, hit = (np.zeros(keep.size) for _ in range(3))
     for lo in range(0, keep.size, batch_size):
         sel = keep[lo : lo + batch_size]
-        ua, ub = pairs[sel, 0], pairs[sel, 1]
-        s = matrix[sel] if matrix is not None else scores(ua, ub)
-        s = np.array(s, dtype=np.float64, copy=True)  # we write -inf into it
-        if s.ndim != 2 or s.shape[0] != sel.size:
-            raise ValueError(f"scores for {sel.size} pairs have shape {s.shape}")
-        n_movies = s.shape[1]
-        for users in (ua, ub):
-            row, col = _csr_rows(indptr, indices, users)
-            s[row, col] = -np.inf
-        kk = min(k, n_movies)
-        if kk < n_movies:
-            top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-        else:
-            top = np.broadcast_to(np.arange(n_movies), s.shape).copy()
-        top_s = np.take_along_axis(s, top, axis=1)
-        # Sort the k winners by score descending, then movie index ascending.
-        order = np.lexsort((top, -top_s), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        top_s = np.take_along_axis(top_s, order, axis=1)
-        # Hits: membership of (row, movie) keys in the batch's relevant (row, movie) keys.
-        rel_rows = np.repeat(np.arange(sel.size), n_rel_all[sel])
-        rel_keys = rel_rows * n_movies + np.concatenate([rel[i] for i in sel])
-        top_keys = np.arange(sel.size)[:, None] * n_movies + top
-        hits = np.isin(top_keys, rel_keys) & np.isfinite(top_s)
-        n_rel = n_rel_all[sel]
-        dcg = hits @ discount[:kk]
-        ndcg[lo : lo + sel.size] = dcg / idcg[np.minimum(n_rel, k)]
-        n_hit = hits.sum(axis=1)
-        recall[lo : lo + sel.size] = n_hit / n_rel
-        hit[lo : lo + sel.size] = n_hit > 0
+        batch = scores if matrix is None else matrix[sel]
+        ranked = top_k_unseen(batch, pairs[sel, 0], pairs[sel, 1], seen, k, batch_size=sel.size)
+        values = ranking_metrics(ranked.movie, [rel[i] for i in sel], k)
+        for out, value in zip((ndcg, recall, hit), values, strict=True):
+            out[lo : lo + sel.size] = value
     return RankingResult(pairs=pairs[keep], ndcg=ndcg, recall=recall, hit_rate=hit, k=k)
-
-
-def ranking_metrics(
-    scores: PairScoreFn | np.ndarray,
-    pairs: np.ndarray,
-    relevant: Sequence[np.ndarray],
-    seen: SeenCSR,
-    k: int = 10,
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """NDCG@k, Recall@k, HitRate@k averaged over pairs with a relevant movie, and n_pairs.
-
-    Shorthand for `rank_pairs(...).summary()`; use `rank_pairs` for per-pair values.
-    """
-    return rank_pairs(pairs, relevant, seen, scores, k=k, batch_size=batch_size).summary()
 
 
 # --------------------------------------------------------------------------- bootstrap

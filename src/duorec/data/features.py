@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from duorec.csr import csr_from_pairs, ragged_offsets
 from duorec.data.split import TRAIN
 
 SHRINK = 5.0  # pseudo-ratings pulling sparse means towards their prior
@@ -163,7 +164,6 @@ def people_bags(
     ids = pd.Series(np.arange(len(vocab), dtype=np.int32), index=vocab)
     mapped = flat.map(ids).to_numpy(dtype=np.float64) if len(flat) else np.zeros(0)
     keep = ~np.isnan(mapped)
-    owner = np.repeat(np.arange(len(people)), lengths)[keep]
-    offsets = np.zeros(len(people) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=len(people)), out=offsets[1:])
-    return offsets, mapped[keep].astype(np.int32), list(vocab)
+    owner, _ = ragged_offsets(lengths)
+    bags = csr_from_pairs(owner[keep], mapped[keep].astype(np.int32), len(people))
+    return bags.indptr, bags.indices, list(vocab)

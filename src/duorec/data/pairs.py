@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from duorec.csr import csr_from_pairs
+
 WEIGHTINGS = ("pairs", "ratings", "uniform")
 
 
@@ -49,13 +51,11 @@ class RaterIndex:
     """CSR index of each movie's raters in one split, with per-movie sampling weights."""
 
     def __init__(self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_movies: int):
-        order = np.argsort(movie, kind="stable")
-        self.raters = user[order].astype(np.int64)
-        self.ratings = rating[order].astype(np.float32)
-        counts = np.bincount(movie, minlength=n_movies).astype(np.int64)
-        self.indptr = np.zeros(n_movies + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.indptr[1:])
-        self.counts = counts
+        csr = csr_from_pairs(movie, user, n_movies, values=rating)
+        self.raters = csr.indices.astype(np.int64)
+        self.ratings = csr.values.astype(np.float32)  # type: ignore[union-attr]
+        self.indptr = csr.indptr
+        self.counts = np.diff(csr.indptr)
 
     @property
     def n_pairs(self) -> int:

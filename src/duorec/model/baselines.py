@@ -1,15 +1,16 @@
 """Baselines fitted on TRAIN individual ratings; a pair's prediction aggregates the two.
 
-A pair model's number means little without these beside it (DESIGN.md, "Evaluation
-protocol"): the global mean says how much any model explains, the bias baseline (mu + b_u +
-b_i) how much is plain "generous user / good movie", biased matrix factorisation how much a
-strong individual-rating model gets by just averaging two people, and popularity is the
-ranking baseline. All are numpy only, deterministic, and fast enough to run in the same job
-as the neural model (ALS fits MovieLens 100k in about a second).
+A pair model's number means little without these beside it: the global mean says how much
+any model explains, the bias baseline (mu + b_u + b_i) how much is plain "generous user /
+good movie", biased matrix factorisation how much a strong individual-rating model gets by
+just averaging two people, and popularity is the ranking baseline. All are numpy only,
+deterministic, and fast enough to run in the same job as the neural model (ALS fits
+MovieLens 100k in about a second).
 
 Every model follows `RatingBaseline`: `fit(user, movie, rating, n_users, n_movies)`, then
 `predict`, `predict_pair`, `score_all` (each user's predicted rating of every movie, for
-ranking) and `pair_score_fn` (the callable `duorec.metrics.rank_pairs` takes).
+ranking) and `pair_score_fn` (a `duorec.ranking.PairScoreFn`, the scorer every ranking
+takes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Self
 
 import numpy as np
 
+from duorec.csr import csr_from_pairs
 from duorec.metrics import pair_target
 
 __all__ = [
@@ -104,7 +106,7 @@ class RatingBaseline:
     def pair_score_fn(
         self, how: str = "mean", clip: bool = False
     ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """(user_a [B], user_b [B]) -> [B, n_movies] pair scores, for `metrics.rank_pairs`."""
+        """(user_a [B], user_b [B]) -> [B, n_movies] pair scores: a `ranking.PairScoreFn`."""
 
         def score(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
             return pair_target(self.score_all(user_a, clip), self.score_all(user_b, clip), how)
@@ -234,10 +236,9 @@ class _Groups:
     def __init__(self, group: np.ndarray, n_groups: int, dim: int, max_slots: int) -> None:
         # OpenBLAS threads a gemm once m * n * k > 262144 (its default threshold).
         self.segment = int(max(8, min(128, 2 ** np.floor(np.log2(200_000 / dim**2)))))
-        counts = np.bincount(group, minlength=n_groups)
-        order = np.argsort(group, kind="stable")
-        starts = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
+        by_group = csr_from_pairs(group, np.arange(group.size), n_groups)
+        order, starts = by_group.indices, by_group.indptr  # rating positions of each group
+        counts = np.diff(starts)
         nonempty = np.flatnonzero(counts)
         bucket = np.ceil(np.log2(counts[nonempty])).astype(np.int64)
         # One entry per chunk: (group ids [B], rating positions [B, L], -1 = padding).
@@ -377,27 +378,15 @@ class BiasedMF(RatingBaseline):
 class Popularity(RatingBaseline):
     """Ranking baseline: a movie's score is its number of train ratings, the same for all.
 
-    Popularity is not a rating, so `predict` returns the movie's mean train rating shrunk
-    towards the global mean by `reg` pseudo-ratings (a sensible number for a regression
-    table), while `score_all` returns the counts used for ranking: unlike the other
-    baselines its rows do not equal `predict`.
+    A count is not a rating, so Popularity predicts none (`predict` and `predict_pair`
+    raise): it only ranks, through `score_all` and `pair_score_fn`.
     """
 
-    def __init__(self, reg: float = 3.0, rating_range: tuple[float, float] | None = None):
-        super().__init__(rating_range)
-        self.reg = float(reg)
-
-    def _params(self) -> tuple[str, ...]:
-        return ("reg", "rating_range")
-
     def _fit(self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray) -> None:
-        self.mu = float(rating.mean())
         self.counts = np.bincount(movie, minlength=self.n_movies).astype(np.float64)
-        sums = np.bincount(movie, rating - self.mu, minlength=self.n_movies)
-        self.movie_mean = self.mu + sums / (self.counts + self.reg)
 
     def _predict(self, user: np.ndarray, movie: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.movie_mean[movie], np.broadcast(user, movie).shape)
+        raise TypeError("Popularity ranks movies and predicts no rating: use score_all")
 
     def score_all(self, users: np.ndarray, clip: bool = True) -> np.ndarray:
         """[len(users), n_movies] train rating counts (float32): popularity, not a rating."""

@@ -11,20 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from duorec.aggregate import AGGREGATES, aggregate
 from duorec.model.towers import mlp
 
-AGGREGATES = ("mean", "min", "max")
-
-
-def aggregate(a: torch.Tensor, b: torch.Tensor, how: str) -> torch.Tensor:
-    """The pair's rating from two individual ratings: mean, least misery (min), most pleasure."""
-    if how == "mean":
-        return (a + b) / 2
-    if how == "min":
-        return torch.minimum(a, b)
-    if how == "max":
-        return torch.maximum(a, b)
-    raise ValueError(f"unknown aggregate {how!r}: choose one of {AGGREGATES}")
+__all__ = ["AGGREGATES", "aggregate", "individual", "individual_grid", "SymmetricFusion"]
 
 
 def individual(user: torch.Tensor, movie: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from duorec.csr import ragged_offsets
+
 
 def mlp(in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float) -> nn.Sequential:
     """`layers` hidden blocks of Linear -> GELU -> Dropout, then a Linear to `out_dim`."""
@@ -104,9 +106,8 @@ class MovieTower(nn.Module):
             return
         n_movies, width = self.people_ids.shape
         lengths = np.minimum(np.diff(offsets), width)
-        rows = np.repeat(np.arange(n_movies), lengths)
-        cols = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        source = np.repeat(offsets[:-1], lengths) + cols
+        rows, cols = ragged_offsets(lengths)
+        source = offsets[:-1][rows] + cols
         self.people_ids[torch.from_numpy(rows), torch.from_numpy(cols)] = torch.from_numpy(
             index[source].astype(np.int64)
         )

@@ -1,0 +1,112 @@
+"""The one ranking path: the k best movies a pair has not seen, by any scorer.
+
+Evaluation (NDCG / Recall / HitRate in `duorec.metrics.rank_pairs`) and serving
+(`duorec.serving`) both rank through `top_k_unseen`, so what is measured is what is served.
+
+The scorer interface (`PairScoreFn`), which the model and every ranking baseline provide::
+
+    pair_scores(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray
+
+* `user_a`, `user_b`: int64 user indices [B] (indices of the prepared data set, not MovieLens
+  ids), aligned: row i is the pair (user_a[i], user_b[i]).
+* returns [B, n_movies] scores, any float dtype, one column per movie index; higher = better.
+  Only the order within a row matters (ratings, counts, similarities all work); the values
+  are compared in float64. -inf is allowed and means "never recommend" (a scorer may leave
+  movies it did not score at -inf); NaN is not.
+* it need not be symmetric, nor mask anything itself: seen movies and the allowed-movie
+  restriction are applied here, after it is called.
+* it is called on batches of `batch_size` pairs, so memory stays O(batch * n_movies).
+
+Examples: `duorec.evaluation.model_pair_scorer(model)`, `RatingBaseline.pair_score_fn()`.
+A precomputed [P, n_movies] matrix aligned with the pairs may be passed instead of a callable.
+
+Order: score descending, then movie index ascending among the k selected. Slots beyond a
+pair's qualifying movies (fewer than k unseen, allowed movies) hold movie -1, score -inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from duorec.csr import CSR, csr_rows
+
+#: (user_a [B], user_b [B]) -> [B, n_movies] scores, higher = better (see the module docstring).
+PairScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class TopK(NamedTuple):
+    """Best k per pair, best first: movie indices (-1 = empty slot) and their scores."""
+
+    movie: np.ndarray  # [B, k] int64
+    score: np.ndarray  # [B, k] float64, -inf in empty slots
+
+
+def top_k_unseen(
+    pair_scores: PairScoreFn | np.ndarray,
+    user_a: np.ndarray,
+    user_b: np.ndarray,
+    seen: CSR,
+    k: int,
+    allowed: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> TopK:
+    """The k highest-scoring movies for each pair that neither person has seen.
+
+    `seen` is a CSR of movie indices per user (`duorec.csr.csr_from_pairs(user, movie,
+    n_users)`: train ratings for evaluation, every split for serving). `allowed` (movie
+    indices) restricts the candidates further, e.g. to movies passing a filter. The result
+    has min(k, n_movies) columns.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    user_a = np.asarray(user_a, dtype=np.int64).ravel()
+    user_b = np.asarray(user_b, dtype=np.int64).ravel()
+    if user_a.shape != user_b.shape:
+        raise ValueError(f"user_a and user_b differ in length: {user_a.size} vs {user_b.size}")
+    matrix = None if callable(pair_scores) else np.asarray(pair_scores)
+    if matrix is not None and matrix.shape[0] != user_a.size:
+        raise ValueError(f"score matrix has {matrix.shape[0]} rows for {user_a.size} pairs")
+    parts = []
+    for lo in range(0, user_a.size, batch_size):
+        ua, ub = user_a[lo : lo + batch_size], user_b[lo : lo + batch_size]
+        s = matrix[lo : lo + batch_size] if matrix is not None else pair_scores(ua, ub)  # type: ignore[operator]
+        parts.append(_select(s, ua, ub, seen, k, allowed))
+    if not parts:
+        empty = np.zeros((0, k))
+        return TopK(empty.astype(np.int64), empty)
+    return TopK(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _select(
+    scores: np.ndarray,
+    user_a: np.ndarray,
+    user_b: np.ndarray,
+    seen: CSR,
+    k: int,
+    allowed: np.ndarray | None,
+) -> TopK:
+    """Mask, then pick and order the best k of one batch."""
+    s = np.array(scores, dtype=np.float64, copy=True)  # we write -inf into it
+    if s.ndim != 2 or s.shape[0] != user_a.size:
+        raise ValueError(f"scores for {user_a.size} pairs have shape {s.shape}")
+    n_movies = s.shape[1]
+    for users in (user_a, user_b):
+        row, col = csr_rows(seen, users)
+        s[row, col] = -np.inf
+    if allowed is not None:
+        blocked = np.ones(n_movies, dtype=bool)
+        blocked[np.asarray(allowed, dtype=np.int64)] = False
+        s[:, blocked] = -np.inf
+    kk = min(k, n_movies)
+    if kk < n_movies:
+        top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    else:
+        top = np.broadcast_to(np.arange(n_movies), s.shape).copy()
+    top_s = np.take_along_axis(s, top, axis=1)
+    order = np.lexsort((top, -top_s), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    top_s = np.take_along_axis(top_s, order, axis=1)
+    return TopK(np.where(np.isfinite(top_s), top, -1), top_s)
