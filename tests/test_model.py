@@ -16,6 +16,7 @@ def duo_kwargs(**overrides) -> dict:
     """conf/model/duo.yaml as DuoModule's own arguments (the bag width is from_dataset's)."""
     kwargs = {"rating_range": (0.5, 5.0), **model_kwargs(**overrides)}
     kwargs.pop("max_people_per_movie")
+    kwargs.pop("history_max")
     return kwargs
 
 
@@ -88,7 +89,7 @@ def test_people_bags_fill_padded_matrix() -> None:
 def test_switches_remove_inputs() -> None:
     module = make_module(use_ids=False, use_people=False)
     assert module.user_tower.embedding is None and module.movie_tower.people is None
-    with pytest.raises(ValueError, match="needs ids or features"):
+    with pytest.raises(ValueError, match="needs ids, features or a history"):
         DuoModule(
             n_users=5,
             n_movies=5,
@@ -96,7 +97,7 @@ def test_switches_remove_inputs() -> None:
             n_movie_features=2,
             n_people=0,
             max_people=0,
-            **duo_kwargs(use_ids=False, use_features=False),
+            **duo_kwargs(use_ids=False, use_features=False, use_history=False),
         )
 
 
@@ -105,3 +106,53 @@ def test_scale_round_trip_and_clamp() -> None:
     stars = torch.tensor([0.5, 2.75, 5.0])
     assert torch.allclose(module.unscale(module.scale(stars)), stars)
     assert module.unscale(torch.tensor([-1.0, 2.0])).tolist() == [0.5, 5.0]
+
+
+def history_module(**kwargs) -> DuoModule:
+    """A small model that reads histories: users 0 and 1 both rated movie 3 (and others)."""
+    torch.manual_seed(0)
+    user = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    movie = np.array([1, 3, 5, 3, 7, 0, 3, 5, 9])
+    rating = np.array([4.0, 5.0, 2.0, 1.0, 3.5, 3.0, 4.5, 2.5, 5.0])
+    module = DuoModule(
+        n_users=3,
+        n_movies=10,
+        n_user_features=2,
+        n_movie_features=2,
+        n_people=0,
+        max_people=0,
+        n_history=len(user),
+        **duo_kwargs(dropout=0.0, **kwargs),
+    )
+    module.history.set_history(user, movie, rating)
+    return module.eval()
+
+
+def test_the_target_movie_never_reaches_its_own_inputs() -> None:
+    """Rating and watch predictions of (a, b, m) are bit-identical whatever the history says
+    about m: its embedding in the bag and both people's ratings of it are perturbed."""
+    module = history_module()
+    a, b, m = torch.tensor([0]), torch.tensor([1]), torch.tensor([3])
+    before = [x.clone() for x in module(a, b, m)]
+    watch_before = module.encode_users(torch.tensor([0, 1]), exclude=torch.tensor([3, 3]))
+    unmasked_before = module.encode_users(torch.tensor([0, 1]))
+    with torch.no_grad():
+        module.history.embedding.weight[3] += 10.0
+        rated_3 = module.history.movies == 3
+        module.history.centred[rated_3] = -module.history.centred[rated_3] + 7.0
+    after = module(a, b, m)
+    for x, y in zip(before, after, strict=True):
+        assert torch.equal(x, y)
+    assert torch.equal(
+        watch_before, module.encode_users(torch.tensor([0, 1]), exclude=torch.tensor([3, 3]))
+    )
+    # the same perturbation does reach an unmasked history: the test can fail
+    assert not torch.allclose(unmasked_before, module.encode_users(torch.tensor([0, 1])))
+
+
+def test_pair_watch_scores_are_symmetric() -> None:
+    module = history_module()
+    watch = module.encode_watch()
+    ab = module.watch_grid(torch.tensor([0, 2]), torch.tensor([1, 0]), watch)
+    ba = module.watch_grid(torch.tensor([1, 0]), torch.tensor([0, 2]), watch)
+    assert torch.equal(ab, ba)

@@ -9,9 +9,11 @@ best baseline. Every number in metrics.json comes from `duorec.metrics`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,8 @@ from duorec.metrics import (
 )
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
+from duorec.model.rankers import EASE, PAIR_RULES, ImplicitALS, ItemKNN, Ranker, tune
+from duorec.ranking import PairScoreFn
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +54,17 @@ def predict_triples(
     return pair, ra, rb
 
 
-def model_pair_scorer(model: PairRatingModule):  # noqa: ANN201 - duorec.ranking.PairScoreFn
-    """(user_a [B], user_b [B]) -> pair scores [B, n_movies], movie tower computed once."""
-    movies = model.encode_movies()
+def model_pair_scorer(model: PairRatingModule, rank_by: str | None = None) -> PairScoreFn:
+    """(user_a [B], user_b [B]) -> ranking scores [B, n_movies], movie tower run once.
+
+    `rank_by` (score | watch | rating) defaults to the model's own (`model.rank_by`).
+    """
+    movies, watch = model.encode_movies(), model.encode_watch()
 
     def score(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
         a = torch.as_tensor(user_a, device=model.device)
         b = torch.as_tensor(user_b, device=model.device)
-        return model.score_grid(a, b, movies)[0].cpu().numpy()
+        return model.rank_grid(a, b, movies, watch, rank_by).cpu().numpy()
 
     return score
 
@@ -137,7 +144,18 @@ def evaluate(
     oracle = best_achievable(ds.manifest, model.target, result["test"].get("pair_rmse"))
     if oracle:
         result["oracle"] = oracle
-    ranking = rank_everyone(model, baselines, triples, train, ds.n_users, opts)
+    val_frame = ds.split("val")
+    val = {c: val_frame[c].to_numpy() for c in ("user", "movie", "rating")}
+    rankers = fit_rankers(opts.get("rankers") or {}, train, val, ds.n_users, ds.n_movies, opts)
+    result["ranker_settings"] = {name: tuned.describe() for name, tuned in rankers.items()}
+    scorers = {"model": model_pair_scorer(model)}
+    scorers.update(
+        {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}
+    )  # a constant score ranks nothing
+    for name, tuned in rankers.items():
+        for rule in PAIR_RULES:
+            scorers[f"{name}_{rule}"] = tuned.model.pair_score_fn(rule)
+    ranking = rank_everyone(scorers, triples, train, ds.n_users, opts)
     if ranking:
         per_pair = ranking.pop("_per_pair")
         result["test"].update(ranking.pop("model"))
@@ -171,15 +189,83 @@ def best_difference(
     return {"baseline": best, "diff": diff, "low": low, "high": high, "n_boot": opts["bootstrap"]}
 
 
+RANKERS = {"ease": EASE, "itemknn": ItemKNN, "ials": ImplicitALS}
+
+
+@dataclass
+class TunedRanker:
+    """A ranking baseline fitted on train with the grid value best on validation."""
+
+    model: Ranker
+    grid: list[dict[str, Any]]
+    val_ndcg: list[float]
+    best: dict[str, Any]
+    seconds: float
+
+    def describe(self) -> dict[str, Any]:
+        restricted = getattr(self.model, "restricted_to", None)
+        return {
+            "best": self.best,
+            "grid": [dict(g, val_ndcg=v) for g, v in zip(self.grid, self.val_ndcg, strict=True)],
+            "restricted_to_most_rated": restricted,
+            "seconds": self.seconds,
+        }
+
+
+def fit_rankers(
+    settings: Mapping[str, Mapping[str, Any]],
+    train: Mapping[str, np.ndarray],
+    val: Mapping[str, np.ndarray],
+    n_users: int,
+    n_movies: int,
+    opts: Mapping[str, Any],
+) -> dict[str, TunedRanker]:
+    """Fit each ranking baseline of `eval.rankers`, tuned on the validation split.
+
+    A setting given as a list is a grid: every combination is fitted on train and the one with
+    the best individual NDCG@k on validation (`duorec.model.rankers.tune`) is kept.
+    """
+    unknown = sorted(set(settings) - set(RANKERS))
+    if unknown:
+        raise ValueError(f"unknown ranker(s) {unknown}: choose from {sorted(RANKERS)}")
+    fitted = {}
+    for name, params in settings.items():
+        start = time.perf_counter()
+        grid = expand_grid(params)
+        result = tune(
+            lambda p, name=name: RANKERS[name](**p),
+            grid,
+            train,
+            val,
+            n_users,
+            n_movies,
+            k=int(opts["k"]),
+            threshold=float(opts["relevance_threshold"]),
+            seed=int(opts["seed"]),
+        )
+        seconds = time.perf_counter() - start
+        fitted[name] = TunedRanker(
+            result.model, grid, [v for _, v in result.ndcg], result.best, seconds
+        )
+        log.info("tuned ranker %s in %.1f s: %s", name, seconds, result.best)
+    return fitted
+
+
+def expand_grid(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """{"lam": [50, 200], "max_items": 20000} -> [{"lam": 50, ...}, {"lam": 200, ...}]."""
+    keys = list(params)
+    values = [v if isinstance(v, list | tuple) else [v] for v in params.values()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
 def rank_everyone(
-    model: PairRatingModule,
-    baselines: Mapping[str, RatingBaseline],
+    scorers: Mapping[str, PairScoreFn],
     triples: Triples,
     train: Mapping[str, np.ndarray],
     n_users: int,
     opts: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """NDCG / Recall / HitRate@k of the model and each baseline on the same test pairs."""
+    """NDCG / Recall / HitRate@k of every scorer (model and baselines) on the same test pairs."""
     pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
     if len(pairs) == 0:
         return {}
@@ -188,10 +274,6 @@ def rank_everyone(
         keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
         pairs, relevant = pairs[keep], [relevant[i] for i in keep]
     seen = csr_from_pairs(train["user"], train["movie"], n_users)
-    scorers = {"model": model_pair_scorer(model)}
-    scorers.update(
-        {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}
-    )  # a constant score ranks nothing
     out: dict[str, Any] = {"_per_pair": {}}
     k = int(opts["k"])
     for name, scorer in scorers.items():

@@ -104,8 +104,19 @@ class PairRatingModule(L.LightningModule):
         self, user_a: torch.Tensor, user_b: torch.Tensor, movie: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scaled predictions (pair, person a, person b) for aligned triples [N]."""
-        users = encode_unique(self.user_vectors, torch.cat([user_a, user_b]))
-        ua, ub = users[: len(user_a)], users[len(user_a) :]
+        users = self.user_vectors_for(torch.cat([user_a, user_b]), torch.cat([movie, movie]))
+        return self.predict_from(users, movie)
+
+    def user_vectors_for(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """User vectors for rating `movies` (aligned): a model that reads a person's history
+        must leave the movie out; one that does not encodes each distinct user once."""
+        return encode_unique(self.user_vectors, users)
+
+    def predict_from(
+        self, users: torch.Tensor, movie: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pair, a, b) from the stacked user vectors [a; b] [2N, dim + 1] and movies [N]."""
+        ua, ub = users[: len(movie)], users[len(movie) :]
         mv = encode_unique(self.movie_vectors, movie)
         ra, rb = individual(ua, mv), individual(ub, mv)
         together = ((ua * ub)[:, :-1] * mv[:, :-1]).sum(-1)
@@ -139,19 +150,46 @@ class PairRatingModule(L.LightningModule):
         apart = (ua - ub).abs()[:, :-1] @ factors
         return self.pair_rating(ra, rb, together, apart), ra, rb
 
+    @torch.no_grad()
+    def encode_watch(self) -> torch.Tensor | None:
+        """Every movie's watch factors, for models with a watch head; None here."""
+        return None
+
+    @torch.no_grad()
+    def rank_grid(
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        watch_vectors: torch.Tensor | None,
+        rank_by: str | None = None,
+    ) -> torch.Tensor:
+        """[B, M] ranking scores; a rating model ranks by its predicted pair rating."""
+        return self.score_grid(user_a, user_b, movie_vectors)[0]
+
     # ------------------------------------------------------------------ steps
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        pair, ra, rb = self(batch["user_a"], batch["user_b"], batch["movie"])
+    def rating_losses(
+        self, users: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted loss, pair loss) of a batch given its stacked user vectors [a; b]."""
+        pair, ra, rb = self.predict_from(users, batch["movie"])
         ta, tb = self.scale(batch["rating_a"]), self.scale(batch["rating_b"])
         pair_loss = F.mse_loss(pair, aggregate(ta, tb, self.target))
         individual_loss = (F.mse_loss(ra, ta) + F.mse_loss(rb, tb)) / 2
-        loss = self.pair_weight * pair_loss + self.individual_weight * individual_loss
+        return self.pair_weight * pair_loss + self.individual_weight * individual_loss, pair_loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        movie = batch["movie"]
+        users = self.user_vectors_for(
+            torch.cat([batch["user_a"], batch["user_b"]]), torch.cat([movie, movie])
+        )
+        loss, pair_loss = self.rating_losses(users, batch)
         self.log_dict(
             {"train/loss": loss, "train/pair_scaled_mse": pair_loss},
             on_step=True,
             on_epoch=True,
-            batch_size=len(pair),
+            batch_size=len(movie),
         )
         return loss
 

@@ -29,28 +29,48 @@ def ragged_positions(start: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.
 class HistoryBag(nn.Module):
     """[N] users (+ an optional movie to leave out per row) -> [N, 2 * dim] history vectors."""
 
-    def __init__(self, n_users: int, n_movies: int, dim: int):
+    def __init__(self, n_users: int, n_movies: int, n_ratings: int, dim: int):
         super().__init__()
         self.n_movies = n_movies
         self.embedding = nn.EmbeddingBag(n_movies, dim, mode="sum")
         nn.init.normal_(self.embedding.weight, std=0.05)
         # CSR of each user's train ratings; filled by `set_history`
         self.register_buffer("indptr", torch.zeros(n_users + 1, dtype=torch.long))
-        self.register_buffer("movies", torch.zeros(0, dtype=torch.long))
-        self.register_buffer("centred", torch.zeros(0))
+        self.register_buffer("movies", torch.zeros(n_ratings, dtype=torch.long))
+        self.register_buffer("centred", torch.zeros(n_ratings))
 
     @property
     def out_dim(self) -> int:
         return 2 * self.embedding.embedding_dim
 
-    def set_history(self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray) -> None:
-        """Store the train ratings as a CSR (user -> movies, rating minus the user's mean)."""
+    def set_history(
+        self,
+        user: np.ndarray,
+        movie: np.ndarray,
+        rating: np.ndarray,
+        timestamp: np.ndarray | None = None,
+        max_len: int | None = None,
+    ) -> None:
+        """Store the train ratings as a CSR (user -> movies, rating minus the user's mean).
+
+        With `max_len`, a person's bag keeps their `max_len` most recent ratings (by
+        `timestamp`): a bag's cost grows with its length and the heaviest raters, sampled
+        most often into pairs, have thousands. The mean is over all their ratings.
+        """
         n_users = len(self.indptr) - 1
-        order = np.lexsort((movie, user))
-        user, movie, rating = user[order], movie[order], rating[order].astype(np.float64)
+        rating = rating.astype(np.float64)
         counts = np.bincount(user, minlength=n_users)
-        sums = np.bincount(user, weights=rating, minlength=n_users)
-        means = sums / np.maximum(counts, 1)
+        means = np.bincount(user, weights=rating, minlength=n_users) / np.maximum(counts, 1)
+        when = np.zeros(len(user)) if timestamp is None else timestamp
+        order = np.lexsort((movie, -when, user))  # newest first within a user
+        user, movie, rating = user[order], movie[order], rating[order]
+        if max_len is not None:
+            first = np.repeat(np.cumsum(counts) - counts, counts)
+            keep = np.arange(len(user)) - first < max_len
+            user, movie, rating = user[keep], movie[keep], rating[keep]
+            counts = np.bincount(user, minlength=n_users)
+        if len(user) != len(self.movies):
+            raise ValueError(f"history sized for {len(self.movies)} ratings, got {len(user)}")
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         self.indptr = torch.from_numpy(indptr)
@@ -67,7 +87,10 @@ class HistoryBag(nn.Module):
             keep = (movies != exclude[row]).float()
         count = torch.zeros(len(users), device=users.device).index_add_(0, row, keep)
         norm = count.clamp(min=1.0).rsqrt()[row]
-        offsets = torch.cumsum(lengths, 0) - lengths
-        watched = self.embedding(movies, offsets, per_sample_weights=keep * norm)
-        liked = self.embedding(movies, offsets, per_sample_weights=keep * norm * self.centred[flat])
-        return torch.cat([watched, liked], dim=-1)
+        # both bags in one EmbeddingBag call (one backward pass over the table): rows 0..N-1
+        # are "watched", N..2N-1 "liked"
+        lengths2 = torch.cat([lengths, lengths])
+        offsets = torch.cumsum(lengths2, 0) - lengths2
+        weights = torch.cat([keep * norm, keep * norm * self.centred[flat]])
+        bags = self.embedding(torch.cat([movies, movies]), offsets, per_sample_weights=weights)
+        return torch.cat([bags[: len(users)], bags[len(users) :]], dim=-1)

@@ -3,6 +3,15 @@
 Each triple carries both people's own ratings as well as the pair's target, so the towers are
 trained on both: the individual loss gives each person's predicted rating (shown beside a
 recommendation) and the pair loss trains the fusion. Shared machinery is in `base.py`.
+
+Ranking needs more than ratings: a model trained only on observed ratings learns how a movie
+would be rated *if watched*, not which unseen movies a pair would choose (Cremonesi et al.
+2010). So the towers also emit `watch_dim` "watch" factors, trained with a softmax over the
+catalogue: for a triple (a, b, m), m is what a watched, what b watched, and what the two
+watched together (the pair's logits are the sum of the two people's, so the pair softmax is
+the product of their preferences: both must want it). The user tower reads each person's
+train history (`HistoryBag`) with the triple's movie masked out, so neither head ever sees
+its own target. Ranking scores combine the two heads (`rank_grid`).
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import SymmetricFusion
+from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
 
 
@@ -31,6 +42,7 @@ class DuoModule(PairRatingModule):
         n_people: int,
         max_people: int,
         rating_range: tuple[float, float],
+        n_history: int = 0,
         *,
         embed_dim: int,
         hidden: int,
@@ -44,33 +56,76 @@ class DuoModule(PairRatingModule):
         target: str,
         pair_weight: float,
         individual_weight: float,
+        use_history: bool,
+        watch_dim: int,
+        watch_weight: float,
+        watch_negatives: int,
+        watch_batch: int,
+        rank_by: str,
+        rank_rating_weight: float,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
         super().__init__(rating_range, target, pair_weight, individual_weight, optimizer, scheduler)
         # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        if rank_by not in RANK_BY:
+            raise ValueError(f"unknown rank_by {rank_by!r}: choose one of {RANK_BY}")
+        if rank_by != "rating" and watch_dim <= 0:
+            raise ValueError(f"rank_by={rank_by!r} needs a watch head: set model.watch_dim > 0")
         self.n_movies = n_movies
-        # both towers end in `out_dim` factors plus one bias (see fusion.individual)
-        tower = TowerConfig(
-            embed_dim, hidden, out_dim + 1, layers, dropout, use_ids, use_features, use_people
+        self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
+        self.watch_dim = watch_dim
+        self.watch_weight = watch_weight
+        self.watch_negatives = watch_negatives
+        self.watch_batch = watch_batch
+        self.rank_by = rank_by
+        self.rank_rating_weight = rank_rating_weight
+        self.history = HistoryBag(n_users, n_movies, n_history, embed_dim) if use_history else None
+        history_dim = self.history.out_dim if self.history is not None else 0
+        user = TowerConfig(
+            embed_dim,
+            hidden,
+            out_dim + 1 + watch_dim,
+            layers,
+            dropout,
+            use_ids,
+            use_features,
+            False,
         )
-        self.user_tower = UserTower(n_users, n_user_features, tower)
-        self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, tower)
+        # the movie's watch factors come with their own bias (popularity)
+        movie = TowerConfig(
+            embed_dim,
+            hidden,
+            out_dim + 1 + watch_dim + (1 if watch_dim else 0),
+            layers,
+            dropout,
+            use_ids,
+            use_features,
+            use_people,
+        )
+        self.user_tower = UserTower(n_users, n_user_features, user, n_extra=history_dim)
+        self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
         self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
 
     @classmethod
     def from_dataset(
-        cls, dataset: PreparedDataset, max_people_per_movie: int, **kwargs: Any
+        cls,
+        dataset: PreparedDataset,
+        max_people_per_movie: int,
+        history_max: int | None,
+        **kwargs: Any,
     ) -> DuoModule:
         """Size the towers from a prepared dataset and copy its features into the buffers.
 
         A movie's people bag keeps its first `max_people_per_movie` people (directors, then
         writers, then the top-billed cast): the bag is a padded matrix, so its width is paid
-        for every movie.
+        for every movie. The history bag holds train ratings only, each person's
+        `history_max` most recent.
         """
         f = dataset.features
         max_people = int(np.diff(f.people_offsets).max(initial=0))
+        train = dataset.split("train")
         module = cls(
             n_users=dataset.n_users,
             n_movies=dataset.n_movies,
@@ -79,6 +134,7 @@ class DuoModule(PairRatingModule):
             n_people=len(f.people_vocab),
             max_people=min(max_people, max_people_per_movie),
             rating_range=dataset.rating_range,
+            n_history=history_size(train, history_max),
             **kwargs,
         )
         with torch.no_grad():
@@ -87,13 +143,35 @@ class DuoModule(PairRatingModule):
             if module.movie_tower.features.shape[1]:
                 module.movie_tower.features.copy_(torch.from_numpy(f.movie))
             module.movie_tower.set_people(f.people_offsets, f.people_index)
+            if module.history is not None:
+                module.history.set_history(
+                    train["user"].to_numpy(),
+                    train["movie"].to_numpy(),
+                    train["rating"].to_numpy(),
+                    train["timestamp"].to_numpy(),
+                    history_max,
+                )
         return module
 
+    # ------------------------------------------------------------------ towers
+
+    def encode_users(
+        self, users: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The whole user tower output [N, rating_dim + watch_dim]; `exclude`: masked movies."""
+        extra = self.history(users, exclude) if self.history is not None else None
+        return self.user_tower(users, extra)
+
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_tower(users)
+        return self.encode_users(users)[:, : self.rating_dim]
+
+    def user_vectors_for(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        if self.history is None:
+            return super().user_vectors_for(users, movies)
+        return self.encode_users(users, exclude=movies)[:, : self.rating_dim]
 
     def movie_vectors(self, movies: torch.Tensor) -> torch.Tensor:
-        return self.movie_tower(movies)
+        return self.movie_tower(movies)[:, : self.rating_dim]
 
     def pair_rating(
         self,
@@ -103,3 +181,116 @@ class DuoModule(PairRatingModule):
         apart: torch.Tensor,
     ) -> torch.Tensor:
         return self.fusion(rating_a, rating_b, together, apart)
+
+    # ------------------------------------------------------------------ the watch head
+
+    @torch.no_grad()
+    def encode_watch(self, batch_size: int = 65536) -> torch.Tensor | None:
+        """Every movie's watch factors and bias [n_movies, watch_dim + 1] (None: no head)."""
+        if not self.watch_dim:
+            return None
+        ids = torch.arange(self.n_movies, device=self.device)
+        parts = [
+            self.movie_tower(ids[s : s + batch_size])[:, self.rating_dim :]
+            for s in range(0, self.n_movies, batch_size)
+        ]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def watch_grid(
+        self, user_a: torch.Tensor, user_b: torch.Tensor, watch_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-odds that both would watch each movie: the sum of the two people's logits."""
+        wa = self.encode_users(user_a)[:, self.rating_dim :]
+        wb = self.encode_users(user_b)[:, self.rating_dim :]
+        factors, bias = watch_vectors[:, :-1], watch_vectors[:, -1]
+        return (wa + wb) @ factors.T + 2 * bias
+
+    def _watch_loss(
+        self, users: torch.Tensor, user_out: torch.Tensor, movie: torch.Tensor
+    ) -> torch.Tensor:
+        """Softmax cross-entropy of the triple's movie for a, for b and for the pair.
+
+        Over the whole catalogue, with every other movie the person (or the pair) has already
+        rated masked out: those are not negatives, and at ranking time they are never
+        candidates. With `watch_negatives` > 0, a shared uniform sample of that many movies
+        plus the batch's own replaces the catalogue (uniform: the logQ correction is a
+        constant and cancels), for catalogues too large for a full softmax per step.
+        """
+        n = len(movie)
+        if self.watch_negatives and self.watch_negatives < self.n_movies:
+            sampled = torch.randint(0, self.n_movies, (self.watch_negatives,), device=self.device)
+            columns = torch.unique(torch.cat([movie, sampled]))
+            target = torch.searchsorted(columns, movie)
+        else:
+            columns = torch.arange(self.n_movies, device=self.device)
+            target = movie
+        out = self.movie_tower(columns)[:, self.rating_dim :]
+        watch = user_out[:, self.rating_dim :]
+        logits = watch @ out[:, :-1].T + out[:, -1]  # [2n, C]
+        if self.history is not None:
+            start = self.history.indptr[users]
+            row, flat = ragged_positions(start, self.history.indptr[users + 1] - start)
+            seen = self.history.movies[flat]
+            col = torch.searchsorted(columns, seen).clamp(max=len(columns) - 1)
+            hit = (columns[col] == seen) & (seen != torch.cat([movie, movie])[row])
+            mask = torch.zeros_like(logits, dtype=torch.bool)
+            mask[row[hit], col[hit]] = True
+            logits = logits.masked_fill(mask, float("-inf"))
+            pair_logits = (logits[:n] + logits[n:]).masked_fill(mask[:n] | mask[n:], float("-inf"))
+        else:
+            pair_logits = logits[:n] + logits[n:]
+        each = F.cross_entropy(logits, torch.cat([target, target]))
+        return (each + F.cross_entropy(pair_logits, target)) / 2
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if not self.watch_dim:
+            return super().training_step(batch, batch_idx)
+        user_a, user_b, movie = batch["user_a"], batch["user_b"], batch["movie"]
+        users, movies = torch.cat([user_a, user_b]), torch.cat([movie, movie])
+        out = self.encode_users(users, exclude=movies)
+        rating_loss, pair_loss = self.rating_losses(out[:, : self.rating_dim], batch)
+        # the catalogue softmax costs O(rows x movies): it sees the first `watch_batch` triples
+        k = min(self.watch_batch, len(movie))
+        n = len(movie)
+        rows = torch.cat([torch.arange(k), n + torch.arange(k)]).to(movie.device)
+        watch_loss = self._watch_loss(users[rows], out[rows], movie[:k])
+        loss = rating_loss + self.watch_weight * watch_loss
+        self.log_dict(
+            {"train/loss": loss, "train/pair_scaled_mse": pair_loss, "train/watch_ce": watch_loss},
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(movie),
+        )
+        return loss
+
+    # ------------------------------------------------------------------ ranking
+
+    @torch.no_grad()
+    def rank_grid(
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        watch_vectors: torch.Tensor | None,
+        rank_by: str | None = None,
+    ) -> torch.Tensor:
+        """[B, M] ranking scores: `watch` (both would watch), `rating` (the pair's predicted
+        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default."""
+        rank_by = rank_by or self.rank_by
+        if rank_by == "rating" or watch_vectors is None:
+            return self.score_grid(user_a, user_b, movie_vectors)[0]
+        watch = self.watch_grid(user_a, user_b, watch_vectors)
+        if rank_by == "watch" or not self.rank_rating_weight:
+            return watch
+        rating = self.score_grid(user_a, user_b, movie_vectors)[0]
+        return watch + self.rank_rating_weight * rating
+
+
+RANK_BY = ("score", "rating", "watch")
+
+
+def history_size(train: Any, history_max: int | None) -> int:
+    """How many train ratings the history bags hold when each keeps at most `history_max`."""
+    counts = np.bincount(train["user"].to_numpy())
+    return int(counts.sum() if history_max is None else np.minimum(counts, history_max).sum())

@@ -30,7 +30,9 @@ from scipy.linalg import lapack
 from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
-from duorec.metrics import PairScoreFn, rank_pairs, seen_csr
+from duorec.csr import csr_from_pairs
+from duorec.metrics import rank_pairs
+from duorec.ranking import PairScoreFn
 
 __all__ = [
     "PAIR_RULES",
@@ -454,7 +456,7 @@ def individual_ndcg(
     if users.size > max_users:
         pick = np.sort(np.random.default_rng(seed).choice(users.size, max_users, replace=False))
         users, relevant = users[pick], [relevant[i] for i in pick]
-    seen = seen_csr(t_user, t_movie, n_users)
+    seen = csr_from_pairs(t_user, t_movie, n_users)
     pairs = np.stack([users, users], axis=1)
     result = rank_pairs(pairs, relevant, seen, lambda a, b: ranker.user_scores(a), k=k)
     return float(result.summary()["ndcg"])

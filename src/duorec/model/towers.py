@@ -50,20 +50,23 @@ class TowerConfig:
 class UserTower(nn.Module):
     """id embedding + (mean, count, per-genre shares and tastes) -> MLP -> out_dim."""
 
-    def __init__(self, n_users: int, n_features: int, cfg: TowerConfig):
+    def __init__(self, n_users: int, n_features: int, cfg: TowerConfig, n_extra: int = 0):
         super().__init__()
-        if not (cfg.use_ids or cfg.use_features):
-            raise ValueError("the user tower needs ids or features (or both)")
+        if not (cfg.use_ids or cfg.use_features or n_extra):
+            raise ValueError("the user tower needs ids, features or a history (or several)")
         self.embedding = embedding(n_users, cfg.embed_dim) if cfg.use_ids else None
         width = n_features if cfg.use_features else 0
         self.register_buffer("features", torch.zeros(n_users, width))
-        in_dim = (cfg.embed_dim if cfg.use_ids else 0) + width
+        in_dim = (cfg.embed_dim if cfg.use_ids else 0) + width + n_extra
         self.net = mlp(in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.dropout)
 
-    def forward(self, user: torch.Tensor) -> torch.Tensor:
+    def forward(self, user: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """`extra`: per-row inputs computed outside, e.g. the history bag [N, n_extra]."""
         parts = [self.features[user]]
         if self.embedding is not None:
             parts.append(self.embedding(user))
+        if extra is not None:
+            parts.append(extra)
         return self.net(torch.cat(parts, dim=-1))
 
 
