@@ -134,3 +134,15 @@ def test_bad_data_path_is_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().endswith("MovieLens folder does not exist")
+
+
+def test_a_failing_sweep_job_fails_alone(tmp_path: Path) -> None:
+    # job 0 has no MovieLens folder (a DataError); job 1 must still run and write its metrics
+    out = run("duorec.train", ["-m", "data.source=movielens,synthetic", *FAST], tmp_path)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "duorec.train: error: <input>: data.movielens_dir is not set" in out.stderr
+    assert "Error executing job with overrides: ['data.source=movielens'" in out.stderr
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert not (sweep / "0" / "metrics.json").exists()
+    assert json.loads((sweep / "1" / "metrics.json").read_text())["test"]["pair_rmse"] > 0
