@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = [
@@ -146,3 +148,38 @@ def test_a_failing_sweep_job_fails_alone(tmp_path: Path) -> None:
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert not (sweep / "0" / "metrics.json").exists()
     assert json.loads((sweep / "1" / "metrics.json").read_text())["test"]["pair_rmse"] > 0
+
+
+def test_submitit_sweep_runs_each_job_in_its_own_process(tmp_path: Path) -> None:
+    out = run(
+        "duorec.train",
+        ["-m", "hydra/launcher=submitit_local", "optim.lr=1e-3,3e-3", *FAST],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    lrs = set()
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics["test"]["pair_rmse"] > 0
+        lrs.add(yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())["optim"]["lr"])
+    assert lrs == {1e-3, 3e-3}
+    # submitit ran the jobs in worker processes and kept their logs
+    assert list((sweep / ".submitit").glob("*/*_log.out"))
+
+
+@pytest.mark.parametrize(
+    ("launcher", "target", "cpus"), [("slurm", "SlurmLauncher", 8), ("local", "LocalLauncher", 1)]
+)
+def test_launcher_options_extend_the_submitit_launchers(
+    launcher: str, target: str, cpus: int
+) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    options = OmegaConf.to_container(cfg.hydra.launcher)  # unresolved: no sweep is running
+    assert options["_target_"].endswith(f"submitit_launcher.{target}")
+    assert options["cpus_per_task"] == cpus and options["tasks_per_node"] == 1
+    assert options["timeout_min"] == 240
+    assert options["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
