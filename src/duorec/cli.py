@@ -47,7 +47,10 @@ def in_multirun() -> bool:
 def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
     """Decorate a Hydra task function so DataError/UsageError print one line and exit 1.
 
-    In a multirun the job raises `JobFailed` instead, so the sweep runs its other jobs.
+    In a multirun the job raises `JobFailed` instead, so the sweep runs its other jobs. Every
+    entry point starts here, so this is also where its settings are checked
+    (`duorec.settings.check_settings`) before any data is read: the command is the last part
+    of `prog` (duorec.train -> train).
     """
     caught = (DataError, UsageError, *extra)
 
@@ -55,6 +58,7 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
         @functools.wraps(main)  # type: ignore[arg-type]
         def wrapper(*args, **kwargs):
             try:
+                start(args[0] if args else kwargs.get("cfg"), prog.rsplit(".", 1)[-1])
                 return main(*args, **kwargs)  # type: ignore[operator]
             except caught as err:
                 message = f"{prog}: error: {err}"
@@ -68,6 +72,16 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def start(cfg: object, command: str) -> None:
+    """What every command does before its own work: refuse bad settings."""
+    from omegaconf import DictConfig
+
+    from duorec.settings import check_settings
+
+    if isinstance(cfg, DictConfig):
+        check_settings(cfg, command)
 
 
 def interrupted(prog: str) -> None:
