@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,39 @@ def test_launcher_options_extend_the_submitit_launchers(
     assert options["cpus_per_task"] == cpus and options["tasks_per_node"] == 1
     assert options["timeout_min"] == 240
     assert options["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
+
+
+def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    env = {**os.environ, "DUOREC_ROOT": str(tmp_path), "WANDB_MODE": "disabled"}
+    args = [*FAST, "trainer.max_epochs=200", "~callbacks.early_stopping"]
+    with (tmp_path / "out.txt").open("w") as out, (tmp_path / "err.txt").open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "duorec.train", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=err,
+            # a shell's background job starts with SIGINT ignored; Python then never raises
+            # KeyboardInterrupt, so give the child the default disposition
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            deadline = time.monotonic() + 300
+            # last.ckpt appears after the first epoch: training is under way
+            while not list((tmp_path / "logs").glob("train/runs/*/checkpoints/last.ckpt")):
+                assert proc.poll() is None, (tmp_path / "err.txt").read_text()[-3000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    stderr = (tmp_path / "err.txt").read_text()
+    stdout = (tmp_path / "out.txt").read_text()
+    assert code == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "duorec.train: interrupted; nothing half-written was kept (re-run to resume)"
+    )
+    assert "Traceback" not in stderr
+    assert "Detected KeyboardInterrupt" not in stderr + stdout
+    assert not list((tmp_path / "logs").glob("train/runs/*/metrics.json"))

@@ -4,8 +4,11 @@ import os
 
 from omegaconf import OmegaConf
 
+from duorec import quiet
+
 __version__ = "0.1.0"
 
 # `${cwd:}` in conf/paths: Hydra's own `${hydra:runtime.cwd}` is not set yet when a multirun
 # resolves its sweep directory, so the working directory comes from here instead.
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+quiet.install()

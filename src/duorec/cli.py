@@ -68,6 +68,13 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
                 sys.exit(1)
             except KeyboardInterrupt:
                 interrupted(prog)
+            except SystemExit as err:
+                # Lightning catches Ctrl-C during fit itself, tears down and calls
+                # sys.exit(1) from inside its `except KeyboardInterrupt`: the interrupt is
+                # still there as the exit's context
+                if isinstance(err.__context__, KeyboardInterrupt):
+                    interrupted(prog)
+                raise
 
         return wrapper  # type: ignore[return-value]
 
