@@ -221,3 +221,23 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(tmp_path: Path) -> None
     assert "Traceback" not in stderr
     assert "Detected KeyboardInterrupt" not in stderr + stdout
     assert not list((tmp_path / "logs").glob("train/runs/*/metrics.json"))
+
+
+def test_runs_started_together_get_their_own_folders(tmp_path: Path) -> None:
+    env = {**os.environ, "DUOREC_ROOT": str(tmp_path), "WANDB_MODE": "disabled"}
+    # max_epochs=0 is refused once Hydra has made the run folder: three runs in seconds
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "duorec.train", f"seed={seed}", "trainer.max_epochs=0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for seed in (1, 2, 3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [1, 1, 1]
+    folders = list((tmp_path / "logs" / "train" / "runs").iterdir())
+    assert len(folders) == 3
+    seeds = {yaml.safe_load((f / ".hydra" / "config.yaml").read_text())["seed"] for f in folders}
+    assert seeds == {1, 2, 3}

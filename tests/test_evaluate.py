@@ -116,3 +116,16 @@ def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> N
     proc = run_cli("duorec.evaluate", tmp_path, tiny_cache, f"ckpt_path={missing}")
     assert_one_line_error(proc, f"checkpoint not found: {missing}")
     assert not list((tmp_path / "logs").rglob("metrics.json"))
+
+
+def test_latest_checkpoint_orders_unique_run_folders_by_their_stamp(tmp_path: Path) -> None:
+    # conf/hydra/default.yaml appends microseconds and the pid to the second-resolution stamp
+    logs = tmp_path / "logs"
+    paths = []
+    for name in ("2024-02-10_09-00-00_000200_77", "2024-02-10_09-00-00_000100_99"):
+        folder = logs / "train" / "runs" / name / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "last.ckpt").write_bytes(b"")
+        paths.append(folder / "last.ckpt")
+    # the second folder is newer on disk, but the names say which run started last
+    assert latest_checkpoint(logs) == paths[0]

@@ -11,4 +11,6 @@ __version__ = "0.1.0"
 # `${cwd:}` in conf/paths: Hydra's own `${hydra:runtime.cwd}` is not set yet when a multirun
 # resolves its sweep directory, so the working directory comes from here instead.
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+# `${pid:}` in conf/hydra: runs started in the same microsecond still get their own folder
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 quiet.install()
