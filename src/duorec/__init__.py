@@ -2,9 +2,12 @@
 
 import os
 
-from omegaconf import OmegaConf
+# Before anything imports torch: OpenMP reads it once, at load (see duorec.threads for why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from duorec import quiet
+from omegaconf import OmegaConf  # noqa: E402 - after the environment it must not precede
+
+from duorec import quiet  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -82,13 +82,15 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
 
 
 def start(cfg: object, command: str) -> None:
-    """What every command does before its own work: refuse bad settings."""
+    """What every command does before its own work: refuse bad settings, size torch's threads."""
     from omegaconf import DictConfig
 
     from duorec.settings import check_settings
+    from duorec.threads import apply_threads
 
     if isinstance(cfg, DictConfig):
         check_settings(cfg, command)
+        apply_threads(cfg.get("threads"))
 
 
 def interrupted(prog: str) -> None:

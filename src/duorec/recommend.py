@@ -722,8 +722,6 @@ def parse_request(cfg: DictConfig) -> Request:
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Recommend as configured; print the table (one pair) or write the file (many pairs)."""
     request = parse_request(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(check_k(cfg.threads))
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
     if request.pairs_file is not None:
