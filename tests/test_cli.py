@@ -241,3 +241,14 @@ def test_runs_started_together_get_their_own_folders(tmp_path: Path) -> None:
     assert len(folders) == 3
     seeds = {yaml.safe_load((f / ".hydra" / "config.yaml").read_text())["seed"] for f in folders}
     assert seeds == {1, 2, 3}
+
+
+def test_train_output_has_no_library_chatter_and_unwrapped_tables(tmp_path: Path) -> None:
+    out = run("duorec.train", [*FAST, "eval.baselines=[global_mean,bias,mf,popularity]"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    for chatter in ("Tip:", "litlogger", "GPU available:", "TPU available:", "is deprecated"):
+        assert chatter not in text
+    # stdout is a pipe: each table row is one line, however wide the table
+    (row,) = [line for line in out.stdout.splitlines() if line.startswith("│ popularity")]
+    assert row.count("│") == 8  # model + 6 metric columns

@@ -2,12 +2,14 @@
 
 Installed from `duorec/__init__.py`, before Lightning is imported, so it holds for every entry
 point. Filters attach to the loggers Lightning's `rank_zero_info` writes to; a filter on a
-logger sees only that logger's own records, hence the list of names.
+logger sees only that logger's own records, hence the list of names. Lightning's *warnings*
+(a GPU left unused, a slow data loader) are kept: they ask the user to act.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 # Lightning's rank-zero messages go to whichever of these its utilities module set last
 RANK_ZERO_LOGGERS = (
@@ -18,6 +20,17 @@ RANK_ZERO_LOGGERS = (
 DROPPED_PREFIXES = (
     # Ctrl-C: duorec.cli prints its own line and exits 130 instead
     "Detected KeyboardInterrupt, attempting graceful shutdown",
+    # advertisements for Lightning's cloud services (litmodels, litlogger)
+    "💡 Tip:",
+    # hardware inventory on every run; the accelerator used is in the config
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+)
+# deprecations inside Lightning's own use of torch internals: nothing a duorec user can change
+IGNORED_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"`torch\.utils\._(cxx_)?pytree\._register_pytree_node` is deprecated",
 )
 
 
@@ -38,3 +51,5 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropMessages) for f in logger.filters):
             logger.addFilter(DropMessages(DROPPED_PREFIXES))
+    for message in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
