@@ -173,3 +173,16 @@ def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
     proc = run("duorec.recommend", "users=[1,2]", "k=5", f"output={fresh / 'top.csv'}")
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(fresh / "top.csv")) == 5
+
+
+def test_latest_checkpoint_orders_unique_run_folders_by_their_stamp(tmp_path: Path) -> None:
+    # conf/hydra/default.yaml appends microseconds and the pid to the second-resolution stamp
+    logs = tmp_path / "logs"
+    paths = []
+    for name in ("2024-02-10_09-00-00_000200_77", "2024-02-10_09-00-00_000100_99"):
+        folder = logs / "train" / "runs" / name / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "last.ckpt").write_bytes(b"")
+        paths.append(folder / "last.ckpt")
+    # the second folder is newer on disk, but the names say which run started last
+    assert latest_checkpoint(logs) == paths[0]

@@ -2,10 +2,18 @@
 
 import os
 
-from omegaconf import OmegaConf
+# Before anything imports torch: OpenMP reads it once, at load (see duorec.threads for why)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from omegaconf import OmegaConf  # noqa: E402 - after the environment it must not precede
+
+from duorec import quiet  # noqa: E402
 
 __version__ = "0.1.0"
 
 # `${cwd:}` in conf/paths: Hydra's own `${hydra:runtime.cwd}` is not set yet when a multirun
 # resolves its sweep directory, so the working directory comes from here instead.
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+# `${pid:}` in conf/hydra: runs started in the same microsecond still get their own folder
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+quiet.install()

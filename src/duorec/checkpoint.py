@@ -27,7 +27,8 @@ from duorec.model.base import PairRatingModule, load_model
 
 log = logging.getLogger(__name__)
 
-RUN_STAMP = "%Y-%m-%d_%H-%M-%S"  # conf/hydra/default.yaml names run folders with this
+# conf/hydra/default.yaml names run folders with this, then _<microseconds>_<pid> (to be unique)
+RUN_STAMP = "%Y-%m-%d_%H-%M-%S"
 # Lightning stores a data module's state_dict under its class name
 DATASET_KEY = PairDataModule.__qualname__
 
@@ -77,7 +78,7 @@ def _run_order(run_dir: Path, sweep_dir: Path | None) -> tuple[str, int, float]:
     named = sweep_dir if sweep_dir is not None else run_dir
     mtime = run_dir.stat().st_mtime
     try:
-        time.strptime(named.name, RUN_STAMP)
+        time.strptime(named.name[:19], RUN_STAMP)  # 19 = len("2024-01-31_12-00-00")
         stamp = named.name
     except ValueError:
         stamp = time.strftime(RUN_STAMP, time.localtime(named.stat().st_mtime))

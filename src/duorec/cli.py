@@ -2,6 +2,10 @@
 
 Known failures (bad data, bad arguments) end as one line naming the problem and exit status 1:
 a user who typed a wrong user id needs that sentence, not forty lines of Hydra traceback.
+
+In a Hydra multirun the same line is printed, but the job *fails* instead of exiting: Hydra's
+launcher records an exception as that job's failure and goes on with the next job, while
+`sys.exit` (a BaseException) would end the whole sweep at the first bad job.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import functools
 import sys
 from collections.abc import Callable
 from typing import TypeVar
+
+from hydra.errors import CompactHydraException
 
 from duorec.data.errors import DataError
 
@@ -20,25 +26,74 @@ class UsageError(ValueError):
     """A request that cannot be served as asked (unknown user, k <= 0, ...)."""
 
 
+class JobFailed(CompactHydraException):
+    """A sweep job's known failure, already explained in one line.
+
+    Hydra prints a CompactHydraException as its message alone, so the end of a sweep with a bad
+    job says which overrides failed and why, without a traceback.
+    """
+
+
+def in_multirun() -> bool:
+    """True inside a Hydra multirun job (local, submitit, Optuna...), False otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
-    """Decorate a Hydra task function so DataError/UsageError print one line and exit 1."""
+    """Decorate a Hydra task function so DataError/UsageError print one line and exit 1.
+
+    In a multirun the job raises `JobFailed` instead, so the sweep runs its other jobs. Every
+    entry point starts here, so this is also where its settings are checked
+    (`duorec.settings.check_settings`) before any data is read: the command is the last part
+    of `prog` (duorec.train -> train).
+    """
     caught = (DataError, UsageError, *extra)
 
     def decorate(main: T) -> T:
         @functools.wraps(main)  # type: ignore[arg-type]
         def wrapper(*args, **kwargs):
             try:
+                start(args[0] if args else kwargs.get("cfg"), prog.rsplit(".", 1)[-1])
                 return main(*args, **kwargs)  # type: ignore[operator]
             except caught as err:
-                print(f"{prog}: error: {err}", file=sys.stderr)
+                message = f"{prog}: error: {err}"
+                print(message, file=sys.stderr)
+                if in_multirun():
+                    raise JobFailed(message) from None
                 sys.exit(1)
             except KeyboardInterrupt:
-                print(
-                    f"{prog}: interrupted; nothing half-written was kept (re-run to resume)",
-                    file=sys.stderr,
-                )
-                sys.exit(130)
+                interrupted(prog)
+            except SystemExit as err:
+                # Lightning catches Ctrl-C during fit itself, tears down and calls
+                # sys.exit(1) from inside its `except KeyboardInterrupt`: the interrupt is
+                # still there as the exit's context
+                if isinstance(err.__context__, KeyboardInterrupt):
+                    interrupted(prog)
+                raise
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def start(cfg: object, command: str) -> None:
+    """What every command does before its own work: refuse bad settings, size torch's threads."""
+    from omegaconf import DictConfig
+
+    from duorec.settings import check_settings
+    from duorec.threads import apply_threads
+
+    if isinstance(cfg, DictConfig):
+        check_settings(cfg, command)
+        apply_threads(cfg.get("threads"))
+
+
+def interrupted(prog: str) -> None:
+    """Ctrl-C: one line and the shell's conventional status for SIGINT (128 + 2)."""
+    print(f"{prog}: interrupted; nothing half-written was kept (re-run to resume)", file=sys.stderr)
+    sys.exit(130)

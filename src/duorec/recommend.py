@@ -16,7 +16,6 @@ from typing import Any
 import hydra
 import numpy as np
 import pandas as pd
-import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -30,7 +29,6 @@ from duorec.serving import (
     OUTPUT_EXTENSIONS,
     SINGLE_COLUMNS,
     ServingIndex,
-    check_k,
     check_output,
     check_pairs,
     check_request,
@@ -181,8 +179,6 @@ def parse_request(cfg: DictConfig) -> Request:
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Recommend as configured; print the table (one pair) or write the file (many pairs)."""
     request = parse_request(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(check_k(cfg.threads, "threads"))
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
     index = ServingIndex(dataset)

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+UNWRAPPED_WIDTH = 1000  # columns; tables still take only their natural width
 COLUMNS = ("pair_rmse", "pair_mae", "scaled_mse", "ndcg@10", "recall@10", "hit_rate@10")
 
 
@@ -53,7 +54,8 @@ def ci_lines(result: dict[str, Any]) -> list[str]:
 
 
 def print_report(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(width=None if Console().is_terminal else 120)
+    # piped or redirected (a log file, `| tee`): no width to fit, so never wrap a table row
+    console = console or Console(width=None if Console().is_terminal else UNWRAPPED_WIDTH)
     console.print(metrics_table(result))
     if result.get("targets"):
         console.print(targets_table(result))

@@ -59,6 +59,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.interrupted:  # a Lightning that returns after Ctrl-C instead of exiting
+        raise KeyboardInterrupt
     out_dir = Path(cfg.paths.output_dir)
     checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if checkpoint:

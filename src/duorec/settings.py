@@ -1,0 +1,176 @@
+"""Settings checked before any work starts: one table of keys and the values they allow.
+
+A batch size of 0 or a negative learning rate otherwise surfaces minutes later, after the data
+is prepared, as a ZeroDivisionError deep in the sampler or a model that silently learns nothing.
+Checking the composed config up front turns each into one line naming the key, the value and
+what is allowed (a UsageError, printed by `duorec.cli.friendly_errors`).
+
+Only keys present in the config are checked (`OmegaConf.select`), so the table stays valid when
+a config group moves or an entry point does not have that key at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from duorec.cli import UsageError
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What a key accepts: a predicate and the sentence that describes it to the user."""
+
+    description: str
+    accepts: Callable[[Any], bool]
+    notes: Mapping[Any, str] = field(default_factory=dict)  # value -> why it is refused
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(minimum: int, *also: Any, extra: str = "") -> Allowed:
+    """An integer >= minimum, or one of the literal values `also` (e.g. "auto", None)."""
+    words = f"an integer >= {minimum}" + (f" {extra}" if extra else "")
+    return Allowed(words, lambda v: (_is_int(v) and v >= minimum) or _literal(v, also))
+
+
+def number(low: float, *, low_open: bool = False, high: float | None = None) -> Allowed:
+    """A finite number above `low` (or at it), below `high` when given (half-open [low, high))."""
+    words = f"a number {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        words = f"a number in {'(' if low_open else '['}{low:g}, {high:g})"
+
+    def accepts(v: Any) -> bool:
+        if not _is_number(v) or v < low or (low_open and v == low):
+            return False
+        return high is None or v < high
+
+    return Allowed(words, accepts)
+
+
+def _literal(value: Any, literals: tuple[Any, ...]) -> bool:
+    return any(value is lit if lit is None else value == lit for lit in literals)
+
+
+def _fractions(value: Any) -> bool:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        return False
+    if not all(_is_number(f) and f >= 0 for f in value):
+        return False
+    return math.isclose(sum(value), 1.0, abs_tol=1e-6)
+
+
+THREADS = integer(1, "auto", None, extra='or "auto" (the CPUs this process may use)')
+POSITIVE = integer(1)
+ALL = ("prepare", "train", "evaluate", "recommend", "download")
+
+# (key, allowed, the commands whose config has that meaning for the key)
+SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
+    ("threads", THREADS, ALL),
+    ("data.batch_size", POSITIVE, ALL),
+    ("data.eval_batch_size", POSITIVE, ALL),
+    ("data.eval_max_triples", POSITIVE, ALL),
+    ("data.num_workers", integer(0), ALL),
+    ("data.samples_per_epoch", integer(1, "auto", extra='or "auto"'), ALL),
+    (
+        "data.split.fractions",
+        Allowed("three numbers >= 0 summing to 1 (train, val, test)", _fractions),
+        ALL,
+    ),
+    ("optim.lr", number(0, low_open=True), ALL),
+    ("optim.weight_decay", number(0), ALL),
+    ("optim.warmup_fraction", number(0, high=1), ALL),
+    (
+        "trainer.max_epochs",
+        Allowed(
+            "an integer >= 1 (or -1: until early stopping)",
+            lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
+            {0: "would leave the model untrained"},
+        ),
+        ALL,
+    ),
+    ("eval.k", POSITIVE, ALL),
+    ("eval.ranking_pairs", POSITIVE, ALL),
+    ("eval.bootstrap", POSITIVE, ALL),
+    ("eval.mf.k", POSITIVE, ALL),
+    ("eval.mf.n_iter", POSITIVE, ALL),
+    ("eval.mf.reg", number(0), ALL),
+    ("model.embed_dim", POSITIVE, ALL),
+    ("model.hidden", POSITIVE, ALL),
+    ("model.out_dim", POSITIVE, ALL),
+    ("model.fusion_hidden", POSITIVE, ALL),
+    ("model.layers", integer(0), ALL),
+    ("model.k", integer(0), ALL),  # factorisation rank; 0 is the bias model
+    ("model.dropout", number(0, high=1), ALL),
+    ("model.individual_weight", number(0), ALL),
+    ("k", POSITIVE, ("recommend",)),
+    ("batch_size", POSITIVE, ("recommend",)),
+)
+
+# Lightning's own names for a checkpoint to resume from (`Trainer.fit(ckpt_path=...)`)
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc")
+
+
+def check_settings(cfg: DictConfig, command: str) -> None:
+    """Raise UsageError for the first setting of `command`'s config outside its allowed values."""
+    for key, allowed, commands in SETTINGS:
+        if command not in commands:
+            continue
+        value = OmegaConf.select(cfg, key, default=MISSING, throw_on_missing=False)
+        if value is MISSING:
+            continue
+        if isinstance(value, ListConfig | DictConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        if not allowed.accepts(value):
+            shown = f"{key}={_show(value)}"
+            note = _note(allowed, value)
+            raise UsageError(
+                f"{shown} {note}: expected {allowed.description}"
+                if note
+                else f"{shown} is not allowed: expected {allowed.description}"
+            )
+    if command == "train":
+        check_resume_checkpoint(OmegaConf.select(cfg, "ckpt_path", default=None))
+
+
+def _note(allowed: Allowed, value: Any) -> str | None:
+    try:
+        return allowed.notes.get(value)
+    except TypeError:  # an unhashable value (a list) has no note
+        return None
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_resume_checkpoint(path: Any) -> None:
+    """`train ckpt_path=`: an existing file that torch can read as a Lightning checkpoint."""
+    if path is None or path in LIGHTNING_CKPT_NAMES:
+        return
+    file = Path(str(path)).expanduser()
+    if not file.is_file():
+        what = "is a folder, not a .ckpt file" if file.is_dir() else "does not exist"
+        raise UsageError(f"ckpt_path={path} {what}: expected a checkpoint to resume from")
+    import torch
+
+    try:  # mmap: only the header is read, not every tensor
+        checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # noqa: BLE001 - any reason it cannot load is the same answer
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"ckpt_path={path} is not a loadable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"ckpt_path={path} is not a Lightning checkpoint (no state_dict in it)")

@@ -1,0 +1,130 @@
+"""Bad settings are refused before any work starts, in one line naming key, value and range."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config
+from omegaconf import open_dict
+
+from duorec.cli import UsageError
+from duorec.settings import check_settings
+
+
+def cli(module: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "disabled"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+BAD = [
+    ("train", "data.batch_size=0", "data.batch_size=0 is not allowed: expected an integer >= 1"),
+    (
+        "train",
+        "data.samples_per_epoch=1.5",
+        'data.samples_per_epoch=1.5 is not allowed: expected an integer >= 1 or "auto"',
+    ),
+    ("train", "optim.lr=0", "optim.lr=0 is not allowed: expected a number > 0"),
+    ("train", "optim.weight_decay=-0.1", "optim.weight_decay=-0.1 is not allowed"),
+    (
+        "train",
+        "trainer.max_epochs=0",
+        "trainer.max_epochs=0 would leave the model untrained: expected an integer >= 1",
+    ),
+    (
+        "train",
+        "data.split.fractions=[0.8,0.1,0.2]",
+        "data.split.fractions=[0.8, 0.1, 0.2] is not allowed: expected three numbers >= 0 "
+        "summing to 1",
+    ),
+    ("train", "model.hidden=0", "model.hidden=0 is not allowed: expected an integer >= 1"),
+    ("train", "model.dropout=1.0", "model.dropout=1.0 is not allowed: expected a number in [0, 1)"),
+    ("train", "eval.bootstrap=0", "eval.bootstrap=0 is not allowed: expected an integer >= 1"),
+    ("recommend", "threads=0", 'threads=0 is not allowed: expected an integer >= 1 or "auto"'),
+    ("evaluate", "eval.ranking_pairs=-5", "eval.ranking_pairs=-5 is not allowed"),
+    ("recommend", "k=0", "k=0 is not allowed: expected an integer >= 1"),
+    ("prepare", "data.eval_batch_size=abc", "data.eval_batch_size='abc' is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("command", "override", "message"), BAD, ids=[b[1] for b in BAD])
+def test_bad_setting_is_one_line_before_any_work(
+    tmp_path: Path, command: str, override: str, message: str
+) -> None:
+    extra = ["users=[1,2]"] if command == "recommend" else []
+    out = cli(f"duorec.{command}", [override, *extra], tmp_path)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"duorec.{command}: error: {message}")
+    assert not (tmp_path / "data").exists()  # refused before preparing anything
+
+
+def test_resume_from_a_missing_or_unloadable_checkpoint_is_one_line(tmp_path: Path) -> None:
+    missing = cli("duorec.train", [f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"duorec.train: error: ckpt_path={tmp_path / 'nope.ckpt'} does not exist: "
+        "expected a checkpoint to resume from"
+    )
+    junk = tmp_path / "notes.ckpt"
+    junk.write_text("not a checkpoint")
+    out = cli("duorec.train", [f"ckpt_path={junk}"], tmp_path)
+    assert out.returncode == 1
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"duorec.train: error: ckpt_path={junk} is not a loadable checkpoint")
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "recommend", "prepare"])
+def test_default_configs_pass(tmp_path: Path, name: str) -> None:
+    check_settings(compose_config(name, [], tmp_path), name)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "data.samples_per_epoch=auto",
+        "trainer.max_epochs=-1",
+        "model=bias",  # model.k=0 is the bias model
+        "data.split.fractions=[0.7,0.3,0.0]",
+        "model.dropout=0.0",
+    ],
+)
+def test_allowed_edge_values_pass(tmp_path: Path, override: str) -> None:
+    check_settings(compose_config("train", [override], tmp_path), "train")
+
+
+@pytest.mark.parametrize("threads", ["auto", "3", "null"])
+def test_threads_auto_or_a_count_pass(tmp_path: Path, threads: str) -> None:
+    check_settings(compose_config("recommend", [f"threads={threads}"], tmp_path), "recommend")
+
+
+def test_only_keys_present_are_checked_and_only_for_their_command(tmp_path: Path) -> None:
+    cfg = compose_config("train", [], tmp_path)
+    with open_dict(cfg):
+        del cfg["optim"]
+        cfg.k = 0  # a top-level k means the number of recommendations only to recommend
+    check_settings(cfg, "train")
+    with pytest.raises(UsageError, match=r"^k=0 is not allowed"):
+        check_settings(cfg, "recommend")
+
+
+def test_resume_checkpoint_must_hold_a_state_dict(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.ckpt", tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0}, good)
+    torch.save([1, 2, 3], bad)
+    check_settings(compose_config("train", [f"ckpt_path={good}"], tmp_path), "train")
+    check_settings(compose_config("train", ["ckpt_path=last"], tmp_path), "train")
+    with pytest.raises(UsageError, match="is not a Lightning checkpoint"):
+        check_settings(compose_config("train", [f"ckpt_path={bad}"], tmp_path), "train")
