@@ -300,6 +300,25 @@ def search_movies(cumulative: np.ndarray, rng: np.random.Generator):
     return movies
 
 
+def check_replay(index: RaterIndex, sampler: PairSampler, seed: int) -> None:
+    """The staged replay must be `draw` itself: same seed, same triples."""
+    check_rng = np.random.default_rng(seed)
+    replay = _Replay(index, check_rng)
+    check = staged_draw(replay, alias_movies(sampler, check_rng), 1000, [0.0, 0.0, 0.0])
+    ref = sampler.draw(1000, np.random.default_rng(seed))
+    for field in Triples.__dataclass_fields__:
+        if not np.array_equal(getattr(check, field), getattr(ref, field)):
+            raise AssertionError(f"staged replay differs from PairSampler.draw in {field}")
+
+
+def stage_medians(reps: list[list[float]]) -> dict[str, float]:
+    """Median total and per-stage seconds over the repeats of one variant."""
+    return {
+        "total": median([sum(r) for r in reps]),
+        **{stage: median([r[i] for r in reps]) for i, stage in enumerate(STAGES)},
+    }
+
+
 def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any]:
     """Where one `pairs` draw spends its time, and the binary-search movie step beside it."""
     batch, repeats = args.breakdown_batch, args.repeats
@@ -307,15 +326,7 @@ def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any
     sampler = PairSampler(index, "pairs")
     cumulative = np.cumsum(index.weights("pairs"))
 
-    # the replay must be draw itself: same seed, same triples
-    check_rng = np.random.default_rng(args.seed)
-    replay = _Replay(index, check_rng)
-    check = staged_draw(replay, alias_movies(sampler, check_rng), 1000, [0.0, 0.0, 0.0])
-    ref = sampler.draw(1000, np.random.default_rng(args.seed))
-    for field in Triples.__dataclass_fields__:
-        if not np.array_equal(getattr(check, field), getattr(ref, field)):
-            raise AssertionError(f"staged replay differs from PairSampler.draw in {field}")
-
+    check_replay(index, sampler, args.seed)
     rng = np.random.default_rng(args.seed)
     replay = _Replay(index, rng)
     variants = {
@@ -343,13 +354,7 @@ def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any
     def us(seconds: float) -> float:
         return seconds / calls * 1e6
 
-    per_variant = {}
-    for name, reps in stage_seconds.items():
-        totals = [sum(r) for r in reps]
-        per_variant[name] = {
-            "total": median(totals),
-            **{stage: median([r[i] for r in reps]) for i, stage in enumerate(STAGES)},
-        }
+    per_variant = {name: stage_medians(reps) for name, reps in stage_seconds.items()}
     alias_total = per_variant["alias"]["total"]
     rows = [
         {

@@ -26,7 +26,7 @@ class BatchProbe(L.Callback):
     def __init__(self) -> None:
         self.seen: list[tuple[int, str]] = []
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         digest = hashlib.sha1()
         for key in ("user_a", "user_b", "movie"):
             digest.update(batch[key].numpy().tobytes())

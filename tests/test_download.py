@@ -69,7 +69,7 @@ def server() -> Iterator[FileServer]:
     state = FileServer()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_GET(self) -> None:
             state.requests.append(self.path)
             body = state.files.get(self.path)
             if body is None:
@@ -80,7 +80,7 @@ def server() -> Iterator[FileServer]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -5,9 +5,9 @@ import os
 # Before anything imports torch: OpenMP reads it once, at load (see duorec.threads for why)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from omegaconf import OmegaConf  # noqa: E402 - after the environment it must not precede
+from omegaconf import OmegaConf
 
-from duorec import quiet  # noqa: E402
+from duorec import quiet
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from duorec.data.build import prepare_dataset
 log = logging.getLogger("duorec.prepare")
 
 
-def write_merge_audit(dataset, out_dir: Path) -> None:  # noqa: ANN001 - PreparedDataset
+def write_merge_audit(dataset, out_dir: Path) -> None:
     """merge_report.json + movie_links.csv, each written whole or not at all."""
     from duorec.io import atomic_path
 

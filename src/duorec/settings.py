@@ -169,7 +169,7 @@ def check_resume_checkpoint(path: Any) -> None:
 
     try:  # mmap: only the header is read, not every tensor
         checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any reason it cannot load is the same answer
+    except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"ckpt_path={path} is not a loadable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

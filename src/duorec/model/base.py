@@ -25,7 +25,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from duorec.model.fusion import AGGREGATES, aggregate, individual, individual_grid
 
 
-def encode_unique(encode, ids: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - a callable
+def encode_unique(encode, ids: torch.Tensor) -> torch.Tensor:
     """Encode each distinct id of the batch once and scatter back.
 
     Popular movies and active users repeat many times in a batch of triples (each user twice
