@@ -319,6 +319,14 @@ def stage_medians(reps: list[list[float]]) -> dict[str, float]:
     }
 
 
+def time_stages(replay: _Replay, movies: Any, batch: int, calls: int) -> list[float]:
+    """Seconds per stage of `calls` staged draws of `batch` triples."""
+    acc = [0.0, 0.0, 0.0]
+    for _ in range(calls):
+        staged_draw(replay, movies, batch, acc)
+    return acc
+
+
 def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any]:
     """Where one `pairs` draw spends its time, and the binary-search movie step beside it."""
     batch, repeats = args.breakdown_batch, args.repeats
@@ -343,9 +351,7 @@ def time_breakdown(index: RaterIndex, args: argparse.Namespace) -> dict[str, Any
         if rep:
             draw_seconds.append(elapsed)
         for name, movies in variants.items():
-            acc = [0.0, 0.0, 0.0]
-            for _ in range(calls):
-                staged_draw(replay, movies, batch, acc)
+            acc = time_stages(replay, movies, batch, calls)
             if rep:
                 stage_seconds[name].append(acc)
 
