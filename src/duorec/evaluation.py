@@ -32,7 +32,7 @@ from duorec.metrics import (
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
 from duorec.model.rankers import EASE, PAIR_RULES, ImplicitALS, ItemKNN, Ranker, tune
-from duorec.ranking import PairScoreFn
+from duorec.ranking import PairScoreFn, diversify
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ def evaluate(
     for name, tuned in rankers.items():
         for rule in PAIR_RULES:
             scorers[f"{name}_{rule}"] = tuned.model.pair_score_fn(rule)
-    ranking = rank_everyone(scorers, triples, train, ds.n_users, opts)
+    ranking = rank_everyone(
+        scorers, triples, train, ds.n_users, ds.n_movies, opts, movie_similarity_space(model)
+    )
     if ranking:
         per_pair = ranking.pop("_per_pair")
         result["test"].update(ranking.pop("model"))
@@ -187,6 +189,13 @@ def best_difference(
         values["model"], values[best], n_boot=opts["bootstrap"], seed=opts["seed"], stat=stat
     )
     return {"baseline": best, "diff": diff, "low": low, "high": high, "n_boot": opts["bootstrap"]}
+
+
+def movie_similarity_space(model: PairRatingModule) -> np.ndarray:
+    """Movie vectors whose cosine says "alike": the watch factors when the model has them."""
+    watch = model.encode_watch()
+    vectors = watch[:, :-1] if watch is not None else model.encode_movies()[:, :-1]
+    return vectors.cpu().numpy().astype(np.float64)
 
 
 RANKERS = {"ease": EASE, "itemknn": ItemKNN, "ials": ImplicitALS}
@@ -263,7 +272,9 @@ def rank_everyone(
     triples: Triples,
     train: Mapping[str, np.ndarray],
     n_users: int,
+    n_movies: int,
     opts: Mapping[str, Any],
+    diversity_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """NDCG / Recall / HitRate@k of every scorer (model and baselines) on the same test pairs."""
     pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
@@ -274,19 +285,70 @@ def rank_everyone(
         keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
         pairs, relevant = pairs[keep], [relevant[i] for i in keep]
     seen = csr_from_pairs(train["user"], train["movie"], n_users)
-    out: dict[str, Any] = {"_per_pair": {}}
     k = int(opts["k"])
+    # the long-tail view: the most-rated movies leave both the candidates and the relevant sets
+    head = np.argsort(-np.bincount(train["movie"], minlength=n_movies), kind="stable")
+    tail = np.sort(head[int(opts["long_tail_head"]) :])
+    in_tail = np.zeros(n_movies, dtype=bool)
+    in_tail[tail] = True
+    tail_relevant = [r[in_tail[r]] for r in relevant]
+    out: dict[str, Any] = {"_per_pair": {}}
     for name, scorer in scorers.items():
         ranked = rank_pairs(pairs, relevant, seen, scorer, k=k)
         summary = ranked.summary()
+        longtail = rank_pairs(pairs, tail_relevant, seen, scorer, k=k, allowed=tail).summary()
         out[name] = {
             f"ndcg@{k}": summary["ndcg"],
             f"recall@{k}": summary["recall"],
             f"hit_rate@{k}": summary["hit_rate"],
             "n_ranked_pairs": summary["n_pairs"],
+            f"coverage@{k}": ranked.coverage(n_movies),
+            f"longtail_ndcg@{k}": longtail["ndcg"],
+            "longtail_n_pairs": longtail["n_pairs"],
         }
         out["_per_pair"][name] = ranked.ndcg
+    if diversity_vectors is not None:
+        out["model"]["diversity"] = {
+            str(d): diversity_cost(pairs, relevant, seen, scorers["model"], diversity_vectors, d, k)
+            for d in opts["diversity"]
+        }
     return out
+
+
+def diversity_cost(
+    pairs: np.ndarray,
+    relevant: list[np.ndarray],
+    seen: Any,
+    scorer: PairScoreFn,
+    vectors: np.ndarray,
+    diversity: float,
+    k: int,
+) -> dict[str, float]:
+    """NDCG, coverage and intra-list similarity of the model's lists re-ranked by MMR."""
+    ranked = rank_pairs(
+        pairs,
+        relevant,
+        seen,
+        scorer,
+        k=k,
+        rerank=lambda top: diversify(top, vectors, k, diversity),
+        depth=DIVERSITY_DEPTH,
+    )
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    sims = []
+    for row in ranked.top:
+        row = row[row >= 0]
+        if row.size > 1:
+            sim = unit[row] @ unit[row].T
+            sims.append((sim.sum() - np.trace(sim)) / (row.size * (row.size - 1)))
+    return {
+        f"ndcg@{k}": float(ranked.ndcg.mean()) if len(ranked.ndcg) else float("nan"),
+        f"coverage@{k}": ranked.coverage(len(vectors)),
+        "intra_list_similarity": float(np.mean(sims)) if sims else float("nan"),
+    }
+
+
+DIVERSITY_DEPTH = 50  # candidates an MMR re-rank chooses the final k from
 
 
 def best_achievable(

@@ -21,7 +21,7 @@ Protocol:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from duorec.aggregate import AGGREGATES, aggregate
 from duorec.csr import CSR
-from duorec.ranking import PairScoreFn, top_k_unseen
+from duorec.ranking import PairScoreFn, TopK, top_k_unseen
 
 PAIR_TARGETS = AGGREGATES
 
@@ -122,6 +122,12 @@ class RankingResult:
     recall: np.ndarray  # [P]
     hit_rate: np.ndarray  # [P], 0 or 1
     k: int
+    top: np.ndarray  # [P, k] the ranked lists (-1 in empty slots)
+
+    def coverage(self, n_movies: int) -> float:
+        """Share of the catalogue appearing in at least one pair's top k."""
+        shown = np.unique(self.top[self.top >= 0])
+        return shown.size / n_movies if n_movies else float("nan")
 
     def summary(self) -> dict[str, float]:
         """Means over pairs; NaN when no pair had a relevant movie (nothing to rank)."""
@@ -170,6 +176,9 @@ def rank_pairs(
     scores: PairScoreFn | np.ndarray,
     k: int = 10,
     batch_size: int = 256,
+    allowed: np.ndarray | None = None,
+    rerank: Callable[[TopK], TopK] | None = None,
+    depth: int | None = None,
 ) -> RankingResult:
     """Rank every unseen movie for each pair and score the top k against its relevant set.
 
@@ -177,7 +186,8 @@ def rank_pairs(
     `seen` the train movies per user; `scores` is a `PairScoreFn` called on batches of
     `batch_size` pairs, or a precomputed [P, n_movies] matrix aligned with `pairs`. A pair
     with fewer than k candidates gets fewer than k recommendations. Pairs without a relevant
-    movie are left out.
+    movie are left out. `allowed` restricts the candidates (the long-tail view); `rerank`
+    re-orders the best `depth` candidates into the final k (a diversity re-rank).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -190,14 +200,22 @@ def rank_pairs(
     if matrix is not None and matrix.shape[0] != len(pairs):
         raise ValueError(f"score matrix has {matrix.shape[0]} rows for {len(pairs)} pairs")
     ndcg, recall, hit = (np.zeros(keep.size) for _ in range(3))
+    tops = []
     for lo in range(0, keep.size, batch_size):
         sel = keep[lo : lo + batch_size]
         batch = scores if matrix is None else matrix[sel]
-        ranked = top_k_unseen(batch, pairs[sel, 0], pairs[sel, 1], seen, k, batch_size=sel.size)
+        ua, ub = pairs[sel, 0], pairs[sel, 1]
+        if rerank is None:
+            ranked = top_k_unseen(batch, ua, ub, seen, k, allowed, batch_size=sel.size)
+        else:
+            deep = top_k_unseen(batch, ua, ub, seen, depth or k, allowed, batch_size=sel.size)
+            ranked = rerank(deep)
         values = ranking_metrics(ranked.movie, [rel[i] for i in sel], k)
         for out, value in zip((ndcg, recall, hit), values, strict=True):
             out[lo : lo + sel.size] = value
-    return RankingResult(pairs=pairs[keep], ndcg=ndcg, recall=recall, hit_rate=hit, k=k)
+        tops.append(ranked.movie)
+    top = np.concatenate(tops) if tops else np.zeros((0, k), dtype=np.int64)
+    return RankingResult(pairs=pairs[keep], ndcg=ndcg, recall=recall, hit_rate=hit, k=k, top=top)
 
 
 # --------------------------------------------------------------------------- bootstrap

@@ -8,7 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 UNWRAPPED_WIDTH = 1000  # columns; tables still take only their natural width
-COLUMNS = ("pair_rmse", "pair_mae", "scaled_mse", "ndcg@10", "recall@10", "hit_rate@10")
+COLUMNS = (
+    "pair_rmse",
+    "pair_mae",
+    "scaled_mse",
+    "ndcg@10",
+    "recall@10",
+    "hit_rate@10",
+    "coverage@10",
+    "longtail_ndcg@10",
+)
 
 
 def metrics_table(result: dict[str, Any]) -> Table:
@@ -41,6 +50,18 @@ def targets_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def diversity_table(diversity: dict[str, dict[str, float]]) -> Table:
+    """What an MMR diversity re-rank of the model's lists costs in NDCG, and buys."""
+    table = Table(title="model lists re-ranked for diversity (MMR)")
+    columns = list(next(iter(diversity.values())))
+    table.add_column("diversity")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for strength, values in diversity.items():
+        table.add_row(strength, *(_fmt(values[c]) for c in columns))
+    return table
+
+
 def ci_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     for metric, ci in result.get("ci", {}).items():
@@ -61,6 +82,9 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
         console.print(targets_table(result))
     for line in ci_lines(result):
         console.print(line)
+    diversity = result.get("test", {}).get("diversity")
+    if diversity:
+        console.print(diversity_table(diversity))
     oracle = result.get("oracle")
     if oracle:
         console.print(
