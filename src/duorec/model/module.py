@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
@@ -81,8 +82,16 @@ class DuoModule(PairRatingModule):
         self.watch_batch = watch_batch
         self.rank_by = rank_by
         self.rank_rating_weight = rank_rating_weight
-        self.history = HistoryBag(n_users, n_movies, n_history, embed_dim) if use_history else None
-        history_dim = self.history.out_dim if self.history is not None else 0
+        # the history feeds the watch factors only: read by the rating head too, it let the
+        # model memorise train ratings (validation RMSE rose after two epochs on ml-latest-small)
+        self.history = (
+            HistoryBag(n_users, n_movies, n_history, embed_dim)
+            if use_history and watch_dim
+            else None
+        )
+        self.history_to_watch = (
+            nn.Linear(self.history.out_dim, watch_dim) if self.history is not None else None
+        )
         user = TowerConfig(
             embed_dim,
             hidden,
@@ -104,7 +113,7 @@ class DuoModule(PairRatingModule):
             use_features,
             use_people,
         )
-        self.user_tower = UserTower(n_users, n_user_features, user, n_extra=history_dim)
+        self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
         self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
 
@@ -158,17 +167,16 @@ class DuoModule(PairRatingModule):
     def encode_users(
         self, users: torch.Tensor, exclude: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The whole user tower output [N, rating_dim + watch_dim]; `exclude`: masked movies."""
-        extra = self.history(users, exclude) if self.history is not None else None
-        return self.user_tower(users, extra)
+        """The whole user vector [N, rating_dim + watch_dim]: the tower's output, with the
+        history bag (`exclude`: each row's masked movie) added to the watch factors."""
+        out = self.user_tower(users)
+        if self.history is None:
+            return out
+        watch = out[:, self.rating_dim :] + self.history_to_watch(self.history(users, exclude))
+        return torch.cat([out[:, : self.rating_dim], watch], dim=-1)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.encode_users(users)[:, : self.rating_dim]
-
-    def user_vectors_for(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        if self.history is None:
-            return super().user_vectors_for(users, movies)
-        return self.encode_users(users, exclude=movies)[:, : self.rating_dim]
+        return self.user_tower(users)[:, : self.rating_dim]
 
     def movie_vectors(self, movies: torch.Tensor) -> torch.Tensor:
         return self.movie_tower(movies)[:, : self.rating_dim]
@@ -248,13 +256,12 @@ class DuoModule(PairRatingModule):
             return super().training_step(batch, batch_idx)
         user_a, user_b, movie = batch["user_a"], batch["user_b"], batch["movie"]
         users, movies = torch.cat([user_a, user_b]), torch.cat([movie, movie])
-        out = self.encode_users(users, exclude=movies)
-        rating_loss, pair_loss = self.rating_losses(out[:, : self.rating_dim], batch)
+        rating_loss, pair_loss = self.rating_losses(self.user_vectors_for(users, movies), batch)
         # the catalogue softmax costs O(rows x movies): it sees the first `watch_batch` triples
-        k = min(self.watch_batch, len(movie))
-        n = len(movie)
+        k, n = min(self.watch_batch, len(movie)), len(movie)
         rows = torch.cat([torch.arange(k), n + torch.arange(k)]).to(movie.device)
-        watch_loss = self._watch_loss(users[rows], out[rows], movie[:k])
+        out = self.encode_users(users[rows], exclude=movies[rows])
+        watch_loss = self._watch_loss(users[rows], out, movie[:k])
         loss = rating_loss + self.watch_weight * watch_loss
         self.log_dict(
             {"train/loss": loss, "train/pair_scaled_mse": pair_loss, "train/watch_ce": watch_loss},
