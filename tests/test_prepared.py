@@ -137,3 +137,13 @@ def test_missing_movielens_dir_is_a_clear_error(tmp_path: Path) -> None:
     cfg = tiny_data_cfg(tmp_path, "data=movielens", f"data.movielens_dir={tmp_path / 'none'}")
     with pytest.raises(DataError, match="MovieLens folder does not exist"):
         prepare_dataset(cfg, tmp_path / "cache")
+
+
+def test_catalog_names_directors_and_cast_from_name_basics(tmp_path: Path) -> None:
+    """name.basics is required input because it is used: people get their names."""
+    ds = prepare_dataset(tiny_data_cfg(tmp_path), tmp_path / "cache").dataset
+    named = ds.catalog["directors"].dropna()
+    assert len(named) > 0
+    # names, not nconsts, for everyone name.basics knows (the generator names everyone)
+    assert not named.str.contains(r"\bnm\d{7}\b").any()
+    assert ds.catalog["cast"].notna().sum() > 0

@@ -205,6 +205,8 @@ def _catalog(
         }
     )
     for column, dtype in (
+        ("directors", "string"),
+        ("cast", "string"),
         ("tconst", "string"),
         ("match_rule", "string"),
         ("imdb_genres", "string"),
@@ -252,7 +254,31 @@ def _catalog(
         max_ordering=int(feature_cfg.get("principals_max_ordering", 10)),
     )
     people = _people_tokens(catalog["tconst"], crew, principals, int(feature_cfg["top_cast"]))
+    _name_people(catalog, people, imdb_dir)
     return catalog, people, merged.report
+
+
+def _name_people(catalog: pd.DataFrame, people: list[list[str]], imdb_dir: Path) -> None:
+    """Add `directors` and `cast` columns of names (from name.basics), for people to read.
+
+    Recommendations explain themselves with these; a person name.basics does not know keeps
+    their nconst.
+    """
+    nconsts = {token.split(":", 1)[1] for tokens in people for token in tokens}
+    names = imdb.read_person_names(imdb_dir, nconsts)
+    for column, role in (("directors", "director"), ("cast", "cast")):
+        catalog[column] = pd.array(
+            [
+                "; ".join(
+                    names.get(t.split(":", 1)[1], t.split(":", 1)[1])
+                    for t in tokens
+                    if t.startswith(f"{role}:")
+                )
+                or None
+                for tokens in people
+            ],
+            dtype="string",
+        )
 
 
 def _people_tokens(
