@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN.md: the model beside its baselines, on the same triples.
+"""The evaluation protocol of docs/protocol.md: the model beside its baselines, on the same triples.
 
 `evaluate` is the one code path behind both `python -m duorec.train` (which ends with it) and
 `python -m duorec.evaluate`. It fits the baselines on the train split of the same prepared
