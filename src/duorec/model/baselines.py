@@ -32,9 +32,10 @@ __all__ = [
 ]
 
 
-def _check_fit_input(
+def check_fit_input(
     user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_users: int, n_movies: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train ratings as flat int64 / float64 arrays, or a ValueError saying what is wrong."""
     user = np.asarray(user, dtype=np.int64).ravel()
     movie = np.asarray(movie, dtype=np.int64).ravel()
     rating = np.asarray(rating, dtype=np.float64).ravel()
@@ -43,7 +44,7 @@ def _check_fit_input(
             f"user, movie and rating differ in length: {user.size}, {movie.size}, {rating.size}"
         )
     if rating.size == 0:
-        raise ValueError("cannot fit a baseline on zero ratings")
+        raise ValueError("cannot fit on zero ratings")
     if user.min() < 0 or user.max() >= n_users:
         raise ValueError(f"user index out of range [0, {n_users})")
     if movie.min() < 0 or movie.max() >= n_movies:
@@ -72,7 +73,7 @@ class RatingBaseline:
         self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_users: int, n_movies: int
     ) -> Self:
         """Fit on train ratings; users and movies are contiguous indices < n_users, n_movies."""
-        user, movie, rating = _check_fit_input(user, movie, rating, n_users, n_movies)
+        user, movie, rating = check_fit_input(user, movie, rating, n_users, n_movies)
         self.n_users, self.n_movies = int(n_users), int(n_movies)
         if self.rating_range is None:
             self.rating_range = (float(rating.min()), float(rating.max()))

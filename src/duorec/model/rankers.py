@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from duorec.csr import csr_from_pairs
 from duorec.metrics import rank_pairs
+from duorec.model.baselines import check_fit_input
 from duorec.ranking import PairScoreFn
 
 __all__ = [
@@ -130,19 +131,7 @@ class Ranker:
         self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_users: int, n_movies: int
     ) -> Self:
         """Fit on train ratings; users and movies are contiguous indices < n_users, n_movies."""
-        user = np.asarray(user, dtype=np.int64).ravel()
-        movie = np.asarray(movie, dtype=np.int64).ravel()
-        rating = np.asarray(rating, dtype=np.float64).ravel()
-        if not (user.size == movie.size == rating.size):
-            raise ValueError(
-                f"user, movie and rating differ in length: {user.size}, {movie.size}, {rating.size}"
-            )
-        if user.size == 0:
-            raise ValueError(f"cannot fit {type(self).__name__} on zero ratings")
-        if user.min() < 0 or user.max() >= n_users:
-            raise ValueError(f"user index out of range [0, {n_users})")
-        if movie.min() < 0 or movie.max() >= n_movies:
-            raise ValueError(f"movie index out of range [0, {n_movies})")
+        user, movie, rating = check_fit_input(user, movie, rating, n_users, n_movies)
         keep = np.ones(user.size, bool) if self.min_rating is None else rating >= self.min_rating
         if not keep.any():
             raise ValueError(f"no train rating is >= min_rating={self.min_rating}")
