@@ -151,7 +151,7 @@ def test_request_checks_in_one_place() -> None:
 @pytest.mark.parametrize("aggregate", ["mean", "min", "max"])
 def test_exactly_k_rows_sorted_by_pair_rating(loaded, index, aggregate: str) -> None:
     model, dataset = loaded
-    frame = recommend(model, index, 38, 39, k=7, aggregate=aggregate)
+    frame = recommend(model, index, 38, 39, k=7, aggregate=aggregate, rank_by="rating")
     assert list(frame.columns) == SINGLE_COLUMNS
     assert len(frame) == 7
     assert frame["rank"].tolist() == list(range(1, 8))
@@ -168,7 +168,7 @@ def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded, index) -
     model, dataset = loaded
     assert model.target == "mean"
     a, b = 15, 24
-    frame = recommend(model, index, a, b, k=10, aggregate="mean")
+    frame = recommend(model, index, a, b, k=10, aggregate="mean", rank_by="rating")
     assert frame.attrs["pair_head"]
     unseen = np.flatnonzero(~dataset.catalog["movieId"].isin(seen(dataset, a, b)).to_numpy())
     n = len(unseen)
@@ -184,17 +184,38 @@ def test_pair_head_is_the_models_prediction_and_the_best_unseen(loaded, index) -
     assert not np.allclose(frame["pair_rating"], (frame["rating_a"] + frame["rating_b"]) / 2)
 
 
+def test_default_ranks_by_the_models_score_with_ratings_beside(loaded, index) -> None:
+    """rank_by=score (the default of conf/model/duo.yaml): the list is the top of
+    `rank_grid` over unseen movies, and each movie still shows its predicted ratings."""
+    model, dataset = loaded
+    assert model.rank_by == "score"
+    a, b = 15, 24
+    frame = recommend(model, index, a, b, k=10)
+    unseen = np.flatnonzero(~dataset.catalog["movieId"].isin(seen(dataset, a, b)).to_numpy())
+    ua = torch.tensor([dataset.user_index(a)])
+    ub = torch.tensor([dataset.user_index(b)])
+    score = model.rank_grid(ua, ub, model.encode_movies(), model.encode_watch())[0].numpy()
+    best = unseen[np.argsort(-score[unseen], kind="stable")[:10]]
+    assert frame["movieId"].tolist() == dataset.catalog["movieId"].to_numpy()[best].tolist()
+    by_rating = recommend(model, index, a, b, k=10, rank_by="rating")
+    assert frame["movieId"].tolist() != by_rating["movieId"].tolist()
+    with pytest.raises(UsageError, match="rank_by='best'"):
+        recommend(model, index, a, b, k=10, rank_by="best")
+
+
 @pytest.mark.parametrize(("aggregate", "combine"), [("min", np.minimum), ("max", np.maximum)])
 def test_other_aggregates_combine_the_individual_predictions(
     loaded, index, aggregate, combine
 ) -> None:
     model, dataset = loaded
-    frame = recommend(model, index, 15, 24, k=15, aggregate=aggregate)
+    frame = recommend(model, index, 15, 24, k=15, aggregate=aggregate, rank_by="rating")
     assert not frame.attrs["pair_head"]
     expected = combine(frame["rating_a"].to_numpy(), frame["rating_b"].to_numpy())
     np.testing.assert_array_equal(frame["pair_rating"].to_numpy(), expected)
     # and they are the best unseen movies by that aggregate
-    everything = recommend(model, index, 15, 24, k=dataset.n_movies, aggregate=aggregate)
+    everything = recommend(
+        model, index, 15, 24, k=dataset.n_movies, aggregate=aggregate, rank_by="rating"
+    )
     best = np.sort(everything["pair_rating"].to_numpy())[::-1][:15]
     np.testing.assert_allclose(frame["pair_rating"], best)
 

@@ -24,6 +24,7 @@ from duorec.checkpoint import load_checkpoint, resolve_checkpoint
 from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
 from duorec.io import atomic_path
+from duorec.report import UNWRAPPED_WIDTH
 from duorec.serving import (
     BATCH_COLUMNS,
     OUTPUT_EXTENSIONS,
@@ -144,6 +145,7 @@ class Request:
     filters: dict[str, Any]
     output: Path | None
     batch_size: int
+    rank_by: str | None
 
 
 def parse_request(cfg: DictConfig) -> Request:
@@ -153,9 +155,17 @@ def parse_request(cfg: DictConfig) -> Request:
         str(cfg.get("aggregate")),
         batch_size=cfg.get("batch_size", 256),
         output=cfg.get("output"),
+        rank_by=cfg.get("rank_by"),
     )
     filters = OmegaConf.to_container(cfg.get("filters") or {}, resolve=True)
-    common = (checked.k, checked.aggregate, filters, checked.output, checked.batch_size)
+    common = (
+        checked.k,
+        checked.aggregate,
+        filters,
+        checked.output,
+        checked.batch_size,
+        checked.rank_by,
+    )
     pairs_file = cfg.get("pairs_file")
     has_users = not OmegaConf.is_missing(cfg, "users") and cfg.get("users") is not None
     if pairs_file:
@@ -193,6 +203,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
                 request.aggregate,
                 request.filters,
                 batch_size=request.batch_size,
+                rank_by=request.rank_by,
             )
         except UsageError as err:
             raise UsageError(f"{request.pairs_file}: {err}") from None
@@ -208,8 +219,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         k=request.k,
         aggregate=request.aggregate,
         filters=request.filters,
+        rank_by=request.rank_by,
     )
-    console = Console(width=None if Console().is_terminal else 120)
+    console = Console(width=None if Console().is_terminal else UNWRAPPED_WIDTH)
     console.print(recommendations_table(frame))
     if request.output is not None:
         write_table(frame, request.output)

@@ -49,6 +49,7 @@ from duorec.csr import csr_from_pairs
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import individual_grid
+from duorec.model.module import RANK_BY
 from duorec.ranking import top_k_unseen
 
 log = logging.getLogger("duorec.recommend")
@@ -165,6 +166,14 @@ class Request:
     pairs: np.ndarray | None  # [P, 2] user ids
     batch_size: int = 256
     output: Path | None = None
+    rank_by: str | None = None
+
+
+def check_rank_by(rank_by: Any) -> str | None:
+    """None (the model's own), or one of RANK_BY."""
+    if rank_by is None or rank_by in RANK_BY:
+        return rank_by
+    raise UsageError(f"rank_by={rank_by!r}: choose one of {', '.join(RANK_BY)}")
 
 
 def check_request(
@@ -174,6 +183,7 @@ def check_request(
     single: bool = False,
     batch_size: Any = 256,
     output: str | Path | None = None,
+    rank_by: Any = None,
 ) -> Request:
     """Every check of a recommendation request, in one place, before any model is touched."""
     return Request(
@@ -182,6 +192,7 @@ def check_request(
         pairs=None if pairs is None else check_pairs(pairs, single),
         batch_size=check_k(batch_size, "batch_size"),
         output=check_output(output),
+        rank_by=check_rank_by(rank_by),
     )
 
 
@@ -337,9 +348,16 @@ class ModelScores:
         how: str,
         candidates: np.ndarray | None = None,
         movie_vectors: torch.Tensor | None = None,
+        rank_by: str | None = None,
     ):
         if model.training:
             model.eval()
+        # ranking by "both would watch" (and the rating) needs the watch head's movie factors
+        self.rank_by = rank_by or getattr(model, "rank_by", "rating")
+        watch = model.encode_watch() if self.rank_by != "rating" else None
+        if watch is not None and candidates is not None:
+            watch = watch[torch.as_tensor(candidates, dtype=torch.long, device=watch.device)]
+        self.watch = watch
         vectors = movie_matrix(model) if movie_vectors is None else movie_vectors
         if len(vectors) != model.n_movies:
             raise UsageError(
@@ -375,6 +393,10 @@ class ModelScores:
         for start in range(0, n_candidates, chunk):
             stop = min(start + chunk, n_candidates)
             key, *values = self._chunk(a, b, towers, movie_vectors[start:stop])
+            if self.watch is not None:  # rank by the model's score; ratings shown beside it
+                key = model.rank_grid(
+                    a, b, movie_vectors[start:stop], self.watch[start:stop], self.rank_by
+                )
             columns = slice(start, stop) if self._all else self.column[start:stop]
             score[:, columns] = key.double().cpu().numpy()
             for out, value in zip(shown, values, strict=True):
@@ -465,18 +487,24 @@ def recommend(
     aggregate: str = "mean",
     filters: Mapping[str, Any] | None = None,
     movie_vectors: torch.Tensor | None = None,
+    rank_by: str | None = None,
 ) -> pd.DataFrame:
     """Top-k unseen movies for one pair, best first (columns: SINGLE_COLUMNS).
+
+    Ranked by `rank_by` (None: the model's own, "score" for the three-tower model: both
+    would watch it and like it); the pair's and each person's predicted ratings are shown.
 
     Symmetric: recommend(a, b) lists the same movies with the same pair ratings as
     recommend(b, a), with rating_a and rating_b swapped. Pass `movie_vectors`
     (`movie_matrix(model)`, or model.encode_movies()) to skip the movie tower when
     recommending repeatedly.
     """
-    request = check_request(k, aggregate, [(user_a_id, user_b_id)], single=True)
+    request = check_request(k, aggregate, [(user_a_id, user_b_id)], single=True, rank_by=rank_by)
     ids = request.pairs[0].tolist()  # type: ignore[index]
     users = index.user_indices(request.pairs)  # type: ignore[arg-type]
-    scores = ModelScores(model, request.aggregate, allowed_movies(index, filters), movie_vectors)
+    scores = ModelScores(
+        model, request.aggregate, allowed_movies(index, filters), movie_vectors, request.rank_by
+    )
     best = best_unseen(scores, index, users, request.k)
     found = best.movie[0] >= 0
     movies = best.movie[0][found]
@@ -503,17 +531,20 @@ def recommend_many(
     filters: Mapping[str, Any] | None = None,
     movie_vectors: torch.Tensor | None = None,
     batch_size: int = 256,
+    rank_by: str | None = None,
 ) -> pd.DataFrame:
     """Top-k for many pairs (a frame with user_a, user_b, or [(a, b), ...]), BATCH_COLUMNS.
 
     The movie tower and the filters are computed once; pairs are scored `batch_size` at a
     time. Each pair's rows equal what `recommend` returns for it, in the same order.
     """
-    request = check_request(k, aggregate, pairs, batch_size=batch_size)
+    request = check_request(k, aggregate, pairs, batch_size=batch_size, rank_by=rank_by)
     ids = request.pairs
     assert ids is not None
     users = index.user_indices(ids, numbered=True)
-    scores = ModelScores(model, request.aggregate, allowed_movies(index, filters), movie_vectors)
+    scores = ModelScores(
+        model, request.aggregate, allowed_movies(index, filters), movie_vectors, request.rank_by
+    )
     parts = []
     for start in range(0, len(users), request.batch_size):
         best = best_unseen(scores, index, users[start : start + request.batch_size], request.k)
