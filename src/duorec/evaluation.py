@@ -277,13 +277,9 @@ def rank_everyone(
     diversity_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """NDCG / Recall / HitRate@k of every scorer (model and baselines) on the same test pairs."""
-    pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
+    pairs, relevant = sampled_ranking_pairs(triples, opts)
     if len(pairs) == 0:
         return {}
-    limit = opts["ranking_pairs"]
-    if limit and len(pairs) > limit:
-        keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
-        pairs, relevant = pairs[keep], [relevant[i] for i in keep]
     seen = csr_from_pairs(train["user"], train["movie"], n_users)
     k = int(opts["k"])
     # the long-tail view: the most-rated movies leave both the candidates and the relevant sets
@@ -349,6 +345,52 @@ def diversity_cost(
 
 
 DIVERSITY_DEPTH = 50  # candidates an MMR re-rank chooses the final k from
+
+
+def choose_rank_rating_weight(
+    model: PairRatingModule, datamodule: PairDataModule, opts: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Pick how much the predicted pair rating adds to "both would watch" on validation.
+
+    For each weight of `eval.rank_rating_weights`, NDCG@k of the model's score on a seeded
+    sample of validation pairs (relevant: both rated >= the threshold in validation;
+    candidates: unseen in train), the protocol the test numbers follow. The best weight is
+    set on the model; the caller saves it with the checkpoint, so recommend ranks the same
+    way. None for a model without a watch head.
+    """
+    grid = list(opts.get("rank_rating_weights") or [])
+    if not grid or model.encode_watch() is None:
+        return None
+    ds = datamodule.dataset
+    train_frame = ds.split("train")
+    seen = csr_from_pairs(
+        train_frame["user"].to_numpy(), train_frame["movie"].to_numpy(), ds.n_users
+    )
+    pairs, relevant = sampled_ranking_pairs(datamodule.evaluation_triples("val"), opts)
+    scores = []
+    for weight in grid:
+        model.rank_rating_weight = float(weight)
+        ranked = rank_pairs(
+            pairs, relevant, seen, model_pair_scorer(model, "score"), k=int(opts["k"])
+        )
+        scores.append(float(ranked.ndcg.mean()))
+    best = float(grid[int(np.argmax(scores))])
+    model.rank_rating_weight = best
+    model.hparams["rank_rating_weight"] = best
+    log.info("rank_rating_weight %s chosen on validation: NDCG %s", best, scores)
+    return {"best": best, "grid": [float(w) for w in grid], f"val_ndcg@{opts['k']}": scores}
+
+
+def sampled_ranking_pairs(
+    triples: Triples, opts: Mapping[str, Any]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pairs with a movie both rated >= the threshold, and those movies; a seeded sample."""
+    pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
+    limit = opts["ranking_pairs"]
+    if limit and len(pairs) > limit:
+        keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
+        pairs, relevant = pairs[keep], [relevant[i] for i in keep]
+    return pairs, relevant
 
 
 def best_achievable(

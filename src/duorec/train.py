@@ -14,11 +14,12 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import evaluate
+from duorec.evaluation import choose_rank_rating_weight, evaluate
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report
@@ -71,8 +72,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     result: dict[str, Any] = {"val": {k.split("/", 1)[1]: float(v) for k, v in validated.items()}}
     if not trainer.is_global_zero:
         return result
+    eval_opts = OmegaConf.to_container(cfg.eval, resolve=True)
+    chosen = choose_rank_rating_weight(model, datamodule, eval_opts)
+    if chosen is not None:
+        result["rank_rating_weight"] = chosen
+        if checkpoint:  # recommend and evaluate read it from the checkpoint
+            save_hyperparameter(checkpoint, "rank_rating_weight", chosen["best"])
     if cfg.get("test"):
-        result.update(evaluate(model, datamodule, OmegaConf.to_container(cfg.eval, resolve=True)))
+        result.update(evaluate(model, datamodule, eval_opts))
         result["checkpoint"] = checkpoint or None
         with atomic_path(out_dir / "metrics.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
@@ -85,6 +92,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.finalize("success")
     print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
     return result
+
+
+def save_hyperparameter(checkpoint: str, name: str, value: Any) -> None:
+    """Rewrite one hyperparameter of a saved checkpoint (atomically): a choice made after
+    training, on validation, that serving must repeat."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["hyper_parameters"][name] = value
+    with atomic_path(Path(checkpoint)) as tmp:
+        torch.save(state, tmp)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
