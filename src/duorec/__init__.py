@@ -16,4 +16,9 @@ __version__ = "0.1.0"
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 # `${pid:}` in conf/hydra: runs started in the same microsecond still get their own folder
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+# `${folder_name:${data.movielens_dir}}` in conf/data/movielens.yaml: a data set is named after
+# its folder, so runs on ml-100k are not filed under another release's name
+OmegaConf.register_new_resolver(
+    "folder_name", lambda path: os.path.basename(os.path.normpath(str(path))), replace=True
+)
 quiet.install()

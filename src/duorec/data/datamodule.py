@@ -120,7 +120,7 @@ class PairDataModule(L.LightningDataModule):
         split: Mapping[str, Any],
         features: Mapping[str, Any],
         pair_weighting: str,
-        samples_per_epoch: int,
+        samples_per_epoch: int | str,
         batch_size: int,
         eval_batch_size: int,
         eval_max_triples: int | None,
@@ -194,6 +194,19 @@ class PairDataModule(L.LightningDataModule):
             self._dataset = prepared.dataset
         return self._dataset
 
+    @property
+    def triples_per_epoch(self) -> int:
+        """`samples_per_epoch`, or with "auto" the number of train ratings.
+
+        Why ratings and not pair triples: the triples grow with the square of each movie's
+        audience (billions at MovieLens-32M) while what there is to learn grows with the
+        ratings; an epoch of one triple per train rating lets each rating take part about twice
+        (as person a or b) and makes the training length follow the data set's size.
+        """
+        if self.samples_per_epoch == "auto":
+            return int(self.dataset.manifest["split_sizes"]["train"])
+        return int(self.samples_per_epoch)
+
     def use_dataset(self, dataset: PreparedDataset) -> None:
         """Serve an already loaded dataset (a checkpoint's) instead of preparing it again."""
         self._dataset = dataset
@@ -258,7 +271,7 @@ class PairDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world
-        n_batches = max(1, self.samples_per_epoch // (self.batch_size * world))
+        n_batches = max(1, self.triples_per_epoch // (self.batch_size * world))
         batches = SampledPairBatches(self.train_sampler, self.batch_size, self.seed, rank)
         return DataLoader(
             batches,
