@@ -45,6 +45,10 @@ def test_model_learns_and_beats_global_mean(tmp_path: Path, tiny_cache: Path) ->
     assert {"bias", "mf", "popularity"} <= set(metrics["baselines"])
     assert metrics["ci"]["pair_rmse"]["low"] <= metrics["ci"]["pair_rmse"]["high"]
     assert set(metrics["targets"]) == {"mean", "min", "max"}
+    # it learned to rank too: its top 10 beat the most-rated movies for the test pairs
+    ndcg = metrics["test"]["ndcg@10"]
+    assert ndcg > metrics["baselines"]["popularity"]["ndcg@10"] + 0.03, metrics["baselines"]
+    assert metrics["rank_rating_weight"]["best"] in metrics["rank_rating_weight"]["grid"]
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> None:
