@@ -8,6 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from omegaconf import OmegaConf  # noqa: E402 - after the environment it must not precede
 
 from duorec import quiet  # noqa: E402
+from duorec.runs import resume_dir  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -16,4 +17,6 @@ __version__ = "0.1.0"
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 # `${pid:}` in conf/hydra: runs started in the same microsecond still get their own folder
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+# `${resume_dir:...}` in conf/hydra/train.yaml: a resumed run continues in its own folder
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 quiet.install()
