@@ -16,7 +16,12 @@ import pytest
 from test_recommend import assert_one_line_error, run_cli, trained_run
 from test_train import tiny_train_cfg
 
-from duorec.checkpoint import best_in_run, latest_checkpoint, resolve_checkpoint
+from duorec.checkpoint import (
+    best_in_run,
+    describe_choice,
+    latest_checkpoint,
+    resolve_checkpoint,
+)
 from duorec.cli import UsageError
 from duorec.train import train
 
@@ -61,21 +66,22 @@ def test_best_in_run_is_the_one_its_metrics_name(tmp_path: Path) -> None:
     assert best_in_run(moved) is None
 
 
-def test_latest_checkpoint_picks_the_newest_run(tmp_path: Path) -> None:
+def test_latest_checkpoint_picks_the_newest_finished_run(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
-    with pytest.raises(UsageError, match=f"no trained model found under {logs / 'train'}"):
+    with pytest.raises(UsageError, match=f"no finished training run .* under {logs}"):
         latest_checkpoint(logs)
     runs = logs / "train" / "runs"
     old = touch_ckpt(runs / "2024-01-01_10-00-00" / "checkpoints", "epoch001-rmse0.8000.ckpt")
     assert latest_checkpoint(logs) == old
-    newer = touch_ckpt(runs / "2024-02-01_10-00-00" / "checkpoints", "last.ckpt", best=False)
+    newer = touch_ckpt(runs / "2024-02-01_10-00-00" / "checkpoints", "epoch004-rmse0.7.ckpt")
     # made later but started earlier: the folder's stamp decides, not the file time
     time.sleep(0.01)
     touch_ckpt(runs / "2024-01-15_10-00-00" / "checkpoints", "epoch000-rmse0.7000.ckpt")
     assert latest_checkpoint(logs) == newer
-    # newer runs without a usable checkpoint are skipped
+    # newer runs without a usable checkpoint, or unfinished (no metrics.json), are skipped
     (runs / "2024-03-01_10-00-00").mkdir()
     (runs / "2024-03-02_10-00-00" / "checkpoints").mkdir(parents=True)
+    touch_ckpt(runs / "2024-03-03_10-00-00" / "checkpoints", "last.ckpt", best=False)
     assert latest_checkpoint(logs) == newer
     # a sweep started later wins, its highest job number first
     sweep = logs / "train" / "multiruns" / "2024-02-10_09-00-00"
@@ -86,6 +92,41 @@ def test_latest_checkpoint_picks_the_newest_run(tmp_path: Path) -> None:
     assert resolve_checkpoint(job.parent.parent, logs) == job
     with pytest.raises(UsageError, match="checkpoint not found"):
         resolve_checkpoint(tmp_path / "missing.ckpt", logs)
+    # any task name is a training run's folder (task_name=...), an evaluate run is not one
+    other = touch_ckpt(logs / "ablation" / "runs" / "2024-02-20_00-00-00" / "checkpoints", "b.ckpt")
+    assert latest_checkpoint(logs) == other
+    evaluated = logs / "evaluate" / "runs" / "2024-02-21_00-00-00"
+    evaluated.mkdir(parents=True)
+    (evaluated / "metrics.json").write_text(json.dumps({"checkpoint": str(old)}))
+    swept = logs / "ablation" / "multiruns" / "2024-02-22_00-00-00"
+    newest = touch_ckpt(swept / "3" / "checkpoints", "c.ckpt")
+    assert latest_checkpoint(logs) == newest
+
+
+def test_only_unfinished_runs_is_an_error_naming_the_resume_command(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    last = touch_ckpt(
+        logs / "train" / "runs" / "2024-01-01_10-00-00" / "checkpoints", "last.ckpt", best=False
+    )
+    with pytest.raises(UsageError, match=f"no finished training run.*ckpt_path={last}"):
+        latest_checkpoint(logs)
+
+
+def test_the_choice_is_described_by_its_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    best = touch_ckpt(run / "checkpoints", "epoch002-rmse0.5700.ckpt")
+    metrics = {
+        "checkpoint": str(best),
+        "protocol": {"data": "ml-latest-small"},
+        "test": {"pair_rmse": 0.57271, "ndcg@10": 0.3012, "n_triples": 10},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    expected = f"using {run} (data ml-latest-small, test pair_rmse 0.5727, ndcg@10 0.30)"
+    assert describe_choice(best) == expected
+    last = touch_ckpt(run / "checkpoints", "last.ckpt", best=False)
+    assert "not the checkpoint its run's metrics.json describes" in describe_choice(last)
+    (run / "metrics.json").unlink()
+    assert describe_choice(best) == f"using {best} (an unfinished run: no metrics.json)"
 
 
 def test_evaluate_cli_reproduces_the_training_metrics(
@@ -119,11 +160,15 @@ def test_evaluate_cli_reproduces_the_training_metrics(
     got = flatten({k: v for k, v in metrics.items() if k != "checkpoint"})
     assert got.keys() == expected.keys()
     for key, value in expected.items():
+        if key.endswith("/seconds"):  # wall-clock time of a fit, not a result
+            continue
         if isinstance(value, float):
             assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
         else:
             assert got[key] == value, key
     assert "pair_rmse" in proc.stdout  # the table was printed
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"using {newest.parent} (data synthetic-tiny, test pair_rmse "), first
 
 
 def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> None:
@@ -180,9 +225,6 @@ def test_latest_checkpoint_orders_unique_run_folders_by_their_stamp(tmp_path: Pa
     logs = tmp_path / "logs"
     paths = []
     for name in ("2024-02-10_09-00-00_000200_77", "2024-02-10_09-00-00_000100_99"):
-        folder = logs / "train" / "runs" / name / "checkpoints"
-        folder.mkdir(parents=True)
-        (folder / "last.ckpt").write_bytes(b"")
-        paths.append(folder / "last.ckpt")
+        paths.append(touch_ckpt(logs / "train" / "runs" / name / "checkpoints", "best.ckpt"))
     # the second folder is newer on disk, but the names say which run started last
     assert latest_checkpoint(logs) == paths[0]

@@ -24,6 +24,7 @@ from duorec.data.build import prepare_dataset, prepared_folder
 from duorec.data.datamodule import PairDataModule
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, load_model
+from duorec.runs import run_folder_of
 
 log = logging.getLogger(__name__)
 
@@ -86,37 +87,85 @@ def _run_order(run_dir: Path, sweep_dir: Path | None) -> tuple[str, int, float]:
     return stamp, job, mtime
 
 
-def latest_checkpoint(log_dir: str | Path) -> Path:
-    """The best checkpoint of the most recent training run under `log_dir`.
+def training_runs(log_dir: str | Path) -> list[Path]:
+    """Every training run folder under `log_dir`, newest first.
 
-    Looks at `train/runs/<stamp>/` and every sweep job `train/multiruns/<stamp>/<n>/`; runs
-    without a checkpoint (stopped before the first epoch ended) are skipped.
+    Any task name counts (`task_name=...` only renames the folder): `<task>/runs/<stamp>/`
+    and each sweep job `<task>/multiruns/<stamp>/<n>/` that has a `checkpoints/` folder; an
+    evaluate run, which trains nothing, has none.
     """
     log_dir = Path(log_dir)
-    train_dir = log_dir / "train"
     candidates: list[tuple[tuple[str, int, float], Path]] = []
-    for run in sorted((train_dir / "runs").glob("*")):
+    for run in log_dir.glob("*/runs/*"):
         if (run / "checkpoints").is_dir():
             candidates.append((_run_order(run, None), run))
-    for run in sorted((train_dir / "multiruns").glob("*/*")):
+    for run in log_dir.glob("*/multiruns/*/*"):
         if (run / "checkpoints").is_dir():
             candidates.append((_run_order(run, run.parent), run))
-    for _, run in sorted(candidates, key=lambda item: item[0], reverse=True):
-        found = best_in_run(run)
-        if found is not None:
-            return found
+    return [run for _, run in sorted(candidates, key=lambda item: item[0], reverse=True)]
+
+
+def latest_checkpoint(log_dir: str | Path) -> Path:
+    """The best checkpoint of the newest *finished* training run under `log_dir`.
+
+    Finished = it wrote metrics.json, which names the checkpoint its test numbers describe. A
+    run stopped before that (killed, interrupted, `test=false`) is never picked silently: its
+    last.ckpt may be an epoch worse than its best, and its numbers are unknown.
+    """
+    runs = training_runs(log_dir)
+    for run in runs:
+        if (run / "metrics.json").is_file():
+            found = best_in_run(run)
+            if found is not None:
+                return found
+    unfinished = next((r for r in runs if (r / "checkpoints" / "last.ckpt").is_file()), None)
+    hint = (
+        f"; the newest unfinished run can be resumed with python -m duorec.train "
+        f"ckpt_path={unfinished / 'checkpoints' / 'last.ckpt'}"
+        if unfinished is not None
+        else ""
+    )
     raise UsageError(
-        f"no trained model found under {train_dir}: run python -m duorec.train first "
-        "(or pass ckpt_path=PATH)"
+        f"no finished training run (one with metrics.json) under {log_dir}: run python -m "
+        f"duorec.train first, or pass ckpt_path=PATH{hint}"
     )
 
 
+def describe_choice(ckpt: str | Path) -> str:
+    """'using RUN (data NAME, test pair_rmse X, ndcg@10 Y)': which model a command serves.
+
+    Printed first by evaluate and recommend, so a model picked by "newest run" is never a
+    surprise. The numbers are the run's metrics.json, shown only when it describes this very
+    checkpoint (a last.ckpt of a finished run is not the one its numbers are about).
+    """
+    ckpt = Path(ckpt)
+    run = run_folder_of(ckpt)
+    if run is None:
+        return f"using {ckpt}"
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return f"using {ckpt} (an unfinished run: no metrics.json)"
+    recorded = metrics.get("checkpoint") if isinstance(metrics, dict) else None
+    if not recorded or Path(recorded).name != ckpt.name:
+        return f"using {ckpt} (not the checkpoint its run's metrics.json describes)"
+    parts = []
+    data = (metrics.get("protocol") or {}).get("data")
+    if data:
+        parts.append(f"data {data}")
+    test = metrics.get("test") or {}
+    if isinstance(test.get("pair_rmse"), float):
+        parts.append(f"test pair_rmse {test['pair_rmse']:.4f}")
+    ndcg = next((k for k in test if k.startswith("ndcg@")), None)
+    if ndcg and isinstance(test[ndcg], float):
+        parts.append(f"{ndcg} {test[ndcg]:.2f}")
+    return f"using {run}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def resolve_checkpoint(ckpt_path: str | Path | None, log_dir: str | Path) -> Path:
-    """`ckpt_path` as given (a .ckpt file or a run folder), or the latest run's best if None."""
+    """`ckpt_path` as given (a .ckpt file or a run folder), or the newest finished run's best."""
     if ckpt_path is None or str(ckpt_path) == "":
-        path = latest_checkpoint(log_dir)
-        log.info("using the latest checkpoint: %s", path)
-        return path
+        return latest_checkpoint(log_dir)  # the caller prints `describe_choice` of it
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         found = best_in_run(path)
