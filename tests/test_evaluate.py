@@ -20,9 +20,14 @@ from duorec.checkpoint import (
     best_in_run,
     describe_choice,
     latest_checkpoint,
+    load_checkpoint,
+    load_reference,
+    read_reference,
     resolve_checkpoint,
 )
 from duorec.cli import UsageError
+from duorec.data.errors import DataError
+from duorec.data.synthetic import generate
 from duorec.train import train
 
 
@@ -218,6 +223,69 @@ def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
     proc = run("duorec.recommend", "users=[1,2]", "k=5", f"output={fresh / 'top.csv'}")
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(fresh / "top.csv")) == 5
+
+
+def test_moved_raw_files_are_accepted_by_their_content(tmp_path: Path) -> None:
+    """A MovieLens checkpoint whose raw files moved (and whose cache is gone) loads with
+    `data.movielens_dir=NEW` when the files hold the same data; other data is refused."""
+    raw = generate(tmp_path / "raw", "tiny", seed=0)
+    cache = tmp_path / "cache"
+    where = [f"data.movielens_dir={raw / 'movielens'}", f"data.imdb_dir={raw / 'imdb'}"]
+    cfg = tiny_train_cfg(tmp_path / "trained", cache, "data=movielens", *where)
+    cfg.trainer.max_epochs, cfg.test = 1, False
+    train(cfg)
+    ckpt = tmp_path / "trained" / "run" / "checkpoints" / "last.ckpt"
+    moved = tmp_path / "elsewhere"
+    shutil.move(raw, moved)
+    shutil.rmtree(cache)
+    with pytest.raises(DataError, match=str(raw / "movielens")):
+        load_checkpoint(ckpt, cache)  # the files are not where the checkpoint says
+    sources = {"movielens_dir": str(moved / "movielens"), "imdb_dir": str(moved / "imdb")}
+    model, dataset = load_checkpoint(ckpt, cache, sources)
+    assert dataset.manifest["fingerprint"] == read_reference(ckpt)["fingerprint"]
+    assert (dataset.n_users, dataset.n_movies) == (model.hparams.n_users, model.hparams.n_movies)
+
+    # the same names, other content: one rating changed, then one person left out
+    changed = tmp_path / "changed"
+    shutil.copytree(moved, changed)
+    ratings = changed / "movielens" / "ratings.csv"
+    frame = pd.read_csv(ratings)
+    frame.loc[0, "rating"] = 5.5 - frame.loc[0, "rating"]
+    frame.to_csv(ratings, index=False)
+    sources = {"movielens_dir": str(changed / "movielens"), "imdb_dir": str(changed / "imdb")}
+    with pytest.raises(UsageError, match=r"\(fingerprint differs\)"):
+        load_checkpoint(ckpt, cache, sources)
+    frame[frame["userId"] != frame["userId"].iloc[0]].to_csv(ratings, index=False)
+    with pytest.raises(UsageError, match=r"\(fingerprint and users differ\)"):
+        load_checkpoint(ckpt, cache, sources)
+
+    # the command lines take them as data.movielens_dir=... data.imdb_dir=...
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    moved_args = [f"data.movielens_dir={moved / 'movielens'}", f"data.imdb_dir={moved / 'imdb'}"]
+    proc = run_cli(
+        "duorec.recommend",
+        fresh,
+        fresh / "cache",
+        f"ckpt_path={ckpt}",
+        "users=[1,2]",
+        "k=3",
+        *moved_args,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "top 3 for users 1 and 2" in proc.stdout
+    changed_args = [
+        f"data.movielens_dir={changed / 'movielens'}",
+        f"data.imdb_dir={changed / 'imdb'}",
+    ]
+    proc = run_cli("duorec.evaluate", fresh, fresh / "cache", f"ckpt_path={ckpt}", *changed_args)
+    assert_one_line_error(proc, "duorec.evaluate: error:", "fingerprint and users differ")
+
+
+def test_moved_raw_files_only_apply_to_movielens_data(tmp_path: Path) -> None:
+    reference = {"data": {"source": "synthetic", "name": "synthetic-tiny"}, "cache_key": "k"}
+    with pytest.raises(UsageError, match="data.movielens_dir only applies to a MovieLens"):
+        load_reference(reference, tmp_path, {"movielens_dir": str(tmp_path)})
 
 
 def test_latest_checkpoint_orders_unique_run_folders_by_their_stamp(tmp_path: Path) -> None:

@@ -359,7 +359,7 @@ def test_checkpoint_from_another_data_set_is_refused(
     message = str(err.value)
     assert "was trained on synthetic-other (key 0123456789abcdef" in message
     assert f"the prepared data here is synthetic-tiny (key {real}" in message
-    assert "(content differ)" in message
+    assert "(fingerprint differs)" in message
 
 
 def test_missing_or_bad_checkpoint_is_named(tmp_path: Path, tiny_cache: Path) -> None:

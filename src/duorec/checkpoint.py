@@ -191,7 +191,9 @@ def dataset_reference_of(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None
 
 
 def load_checkpoint(
-    ckpt_path: str | Path, cache_dir: str | Path | None = None
+    ckpt_path: str | Path,
+    cache_dir: str | Path | None = None,
+    sources: Mapping[str, Any] | None = None,
 ) -> tuple[PairRatingModule, PreparedDataset]:
     """The model (on the CPU, in eval mode) and the prepared data set it was trained on.
 
@@ -202,6 +204,10 @@ def load_checkpoint(
     `cache_dir` or in the cache the model was trained with; otherwise it is prepared again from
     the saved data config. Either way it must be the same data set (same content fingerprint,
     user and movie counts), else a UsageError names both and what differs.
+
+    `sources` (`data.movielens_dir` / `data.imdb_dir` of evaluate and recommend) says where
+    the raw files are now, when they moved since training: the data is prepared again from
+    there and accepted only if it is the same content (see `load_reference`).
     """
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
@@ -212,7 +218,7 @@ def load_checkpoint(
         raise UsageError(f"{path}: not a duorec checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
     reference = read_reference(path)
-    dataset = load_reference(reference, cache_dir)
+    dataset = load_reference(reference, cache_dir, moved_sources(sources))
     check_same_dataset(reference, dataset, path)
     sizes = (model.hparams.get("n_users"), model.hparams.get("n_movies"))
     if sizes != (dataset.n_users, dataset.n_movies):
@@ -235,14 +241,28 @@ def read_reference(ckpt_path: str | Path) -> dict[str, Any]:
     return reference
 
 
+# the data settings that say where raw files are, not what they hold: overridable when loading
+SOURCE_KEYS = ("movielens_dir", "imdb_dir")
+
+
+def moved_sources(sources: Mapping[str, Any] | None) -> dict[str, str]:
+    """The raw-file folders given to evaluate / recommend (`data.movielens_dir=...`), set ones."""
+    return {k: str(sources[k]) for k in SOURCE_KEYS if sources and sources.get(k)}
+
+
 def load_reference(
-    reference: Mapping[str, Any], cache_dir: str | Path | None = None
+    reference: Mapping[str, Any],
+    cache_dir: str | Path | None = None,
+    moved: Mapping[str, str] | None = None,
 ) -> PreparedDataset:
     """The prepared data set a checkpoint refers to: its cached folder, else prepared again.
 
     Reading the very folder the model was trained on (rather than re-deriving the cache key
     from the raw files) keeps a model usable when the raw files have since been touched, and
-    costs no scan of the sources.
+    costs no scan of the sources. With `moved` raw-file folders, the data is prepared from
+    those instead (cached under its own key): a checkpoint copied to another machine, or data
+    moved, needs no edit of the checkpoint; `check_same_dataset` then insists on the same
+    content.
     """
     data = dict(reference.get("data") or {})
     name = data.get("name") or reference.get("name") or "dataset"
@@ -250,6 +270,15 @@ def load_reference(
     caches = list(dict.fromkeys(str(c) for c in (cache_dir, saved_cache) if c))
     if not caches:
         raise UsageError("the checkpoint names no cache folder: pass paths.cache_dir=PATH")
+    if moved:
+        if data.get("source") != "movielens":
+            given = ", ".join(f"data.{k}" for k in moved)
+            raise UsageError(
+                f"{given} only applies to a MovieLens data set; the checkpoint's {name} is "
+                f"{data.get('source') or 'unknown'} (its data is rebuilt from the saved config)"
+            )
+        log.info("preparing %s again from %s", name, ", ".join(moved.values()))
+        return prepare_dataset({**data, **moved}, caches[0]).dataset
     for cache in caches:
         folder = prepared_folder(cache, name, reference["cache_key"])
         if (folder / "manifest.json").is_file():
@@ -286,7 +315,7 @@ def check_same_dataset(
     differs = [
         what
         for what, ours, theirs in (
-            ("content", manifest.get(field), reference.get(field)),
+            (field.replace("_", " "), manifest.get(field), reference.get(field)),
             ("users", dataset.n_users, reference.get("n_users")),
             ("movies", dataset.n_movies, reference.get("n_movies")),
         )
@@ -296,6 +325,7 @@ def check_same_dataset(
         here = {**manifest, "n_users": dataset.n_users, "n_movies": dataset.n_movies}
         raise UsageError(
             f"checkpoint {ckpt_path} was trained on {describe(reference)}, the prepared data "
-            f"here is {describe(here)} ({' and '.join(differs)} differ): use a model trained "
+            f"here is {describe(here)} ({' and '.join(differs)} "
+            f"{'differ' if len(differs) > 1 else 'differs'}): use a model trained "
             "on this data, or restore that data"
         )

@@ -53,7 +53,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the configured checkpoint; return (and write) the metrics.json dictionary."""
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     print(describe_choice(ckpt), flush=True)
-    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
+    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir, cfg.get("data"))
     reference = read_reference(ckpt)
     seed = training_seed(reference) if cfg.get("seed") is None else int(cfg.seed)
     L.seed_everything(seed, workers=True)

@@ -181,7 +181,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     request = parse_request(cfg)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
     print(describe_choice(ckpt), flush=True)
-    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
+    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir, cfg.get("data"))
     index = ServingIndex(dataset)
     if request.pairs_file is not None:
         pairs = read_pairs(request.pairs_file)
