@@ -61,9 +61,7 @@ def test_orphans_of_dead_or_old_writers_are_swept_live_ones_kept(tmp_path: Path)
     assert unrelated.exists()  # not a name atomic_path writes
 
 
-def test_next_prepare_of_the_cache_sweeps_a_killed_prepare(
-    tmp_path: Path, tiny_cache: Path
-) -> None:
+def test_next_prepare_of_the_cache_sweeps_a_killed_prepare(tmp_path: Path) -> None:
     """A prepare killed with SIGKILL leaves its staging folder; the next prepare removes it."""
     cache = tmp_path / "cache"
     prepared = cache / "prepared"
