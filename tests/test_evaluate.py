@@ -180,7 +180,7 @@ def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> N
     proc = run_cli("duorec.evaluate", tmp_path, tiny_cache)
     assert_one_line_error(
         proc,
-        "duorec.evaluate: error: no trained model found under",
+        "duorec.evaluate: error: no finished training run (one with metrics.json) under",
         "run python -m duorec.train first",
     )
     missing = tmp_path / "nope.ckpt"
