@@ -380,7 +380,7 @@ def test_checkpoint_from_another_data_set_is_refused(
     message = str(err.value)
     assert "was trained on synthetic-other (key 0123456789abcdef" in message
     assert f"the prepared data here is synthetic-tiny (key {real}" in message
-    assert "(content differ)" in message
+    assert "(fingerprint differs)" in message
 
 
 def test_missing_or_bad_checkpoint_is_named(tmp_path: Path, tiny_cache: Path) -> None:
@@ -441,11 +441,15 @@ def test_cli_pairs_file_batch_mode(
     model, dataset = loaded
     pairs = tmp_path / "pairs.csv"
     pd.DataFrame(PAIRS, columns=["user_a", "user_b"]).to_csv(pairs, index=False)
-    # the newest train run is found without ckpt_path
-    run = tmp_path / "logs" / "train" / "runs" / "2030-01-01_00-00-00" / "checkpoints"
+    # the newest finished training run is found without ckpt_path, whatever its task name;
+    # a newer unfinished one (no metrics.json) is not used
+    run = tmp_path / "logs" / "ablation" / "runs" / "2030-01-01_00-00-00" / "checkpoints"
     run.mkdir(parents=True)
     shutil.copy(ckpt, run / ckpt.name)
     shutil.copy(ckpt.parent.parent / "metrics.json", run.parent / "metrics.json")
+    unfinished = tmp_path / "logs" / "train" / "runs" / "2031-01-01_00-00-00" / "checkpoints"
+    unfinished.mkdir(parents=True)
+    (unfinished / "last.ckpt").write_bytes(b"not a checkpoint")
     out = tmp_path / "recs.parquet"
     proc = run_cli(
         "duorec.recommend",
@@ -457,6 +461,9 @@ def test_cli_pairs_file_batch_mode(
         "filters.genres=[Drama]",
     )
     assert proc.returncode == 0, proc.stderr
+    # the newest finished run, in any task folder, and said so first
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"using {run.parent} (data synthetic-tiny, test pair_rmse "), first
     written = pd.read_parquet(out)
     expected = recommend_many(model, index, PAIRS, k=3, filters={"genres": ["Drama"]})
     assert list(written.columns) == BATCH_COLUMNS

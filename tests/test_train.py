@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from omegaconf import OmegaConf
 
 from duorec.train import train
 
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
 QUIET = [
     "~callbacks.progress_bar",
     "trainer.enable_progress_bar=false",
@@ -52,14 +58,9 @@ def test_model_learns_and_beats_global_mean(tmp_path: Path, tiny_cache: Path) ->
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> None:
-    """2 epochs + resume for 2 more == 4 epochs straight: weights, optimiser and sampler stream."""
-    common = [
-        "trainer.deterministic=true",
-        "model.dropout=0.0",
-        "callbacks.early_stopping=null",
-        "test=false",
-        "~scheduler",
-    ]
+    """2 epochs + resume for 2 more == 4 epochs straight: weights, optimiser, sampler stream
+    and the random generators (dropout is on), continued in the first run's folder."""
+    common = ["callbacks.early_stopping=null", "test=false", "~scheduler"]
     straight = tiny_train_cfg(tmp_path / "a", tiny_cache, "trainer.max_epochs=4", *common)
     train(straight)
     first = tiny_train_cfg(tmp_path / "b", tiny_cache, "trainer.max_epochs=2", *common)
@@ -70,11 +71,104 @@ def test_resume_continues_where_it_stopped(tmp_path: Path, tiny_cache: Path) -> 
         tmp_path / "c", tiny_cache, "trainer.max_epochs=4", f"ckpt_path={last}", *common
     )
     train(resumed)
+    assert not (tmp_path / "c" / "run").exists()  # it went on in the checkpoint's run folder
     a = torch.load(tmp_path / "a" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    c = torch.load(tmp_path / "c" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    c = torch.load(last, weights_only=False)
     assert a["epoch"] == c["epoch"] == 3
     for name, tensor in a["state_dict"].items():
-        torch.testing.assert_close(c["state_dict"][name], tensor, msg=name)
+        torch.testing.assert_close(c["state_dict"][name], tensor, msg=name, rtol=0, atol=0)
+
+
+def comparable(metrics: dict) -> dict:
+    """metrics.json without its wall-clock fields, the checkpoint by file name only."""
+
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "seconds"}
+        return node
+
+    out = strip(metrics)
+    out["checkpoint"] = Path(metrics["checkpoint"]).name
+    return out
+
+
+# the best epoch comes first and early stopping must count across the interruption: the
+# straight run stops after its third epoch; a resumed run that forgot the count would go on
+FAITHFUL = ["trainer.max_epochs=6", "callbacks.early_stopping.patience=2", "eval.bootstrap=50"]
+
+
+def test_resume_after_a_clean_stop_ends_as_the_straight_run(
+    tmp_path: Path, tiny_cache: Path
+) -> None:
+    """With the default cosine schedule, dropout and early stopping: a run stopped after 2 of
+    its epochs and resumed from last.ckpt writes the straight run's metrics.json (same best
+    checkpoint, kept from before the stop) into its own folder."""
+    train(tiny_train_cfg(tmp_path / "a", tiny_cache, *FAITHFUL))
+    straight = json.loads((tmp_path / "a" / "run" / "metrics.json").read_text())
+    stop = ["+callbacks.stop._target_=interrupt.StopAfter", "+callbacks.stop.epochs=2"]
+    train(tiny_train_cfg(tmp_path / "b", tiny_cache, *FAITHFUL, *stop))
+    run = tmp_path / "b" / "run"
+    best_before = json.loads((run / "metrics.json").read_text())["checkpoint"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+    last = run / "checkpoints" / "last.ckpt"
+    train(tiny_train_cfg(tmp_path / "c", tiny_cache, *FAITHFUL, f"ckpt_path={last}"))
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert comparable(resumed) == comparable(straight)
+    assert Path(resumed["checkpoint"]).parent == run / "checkpoints"
+    assert resumed["checkpoint"] == best_before  # the best epoch came before the stop
+    assert not (tmp_path / "c" / "run").exists()
+    assert_same_last_epoch(tmp_path / "a" / "run", run, epoch=2)  # early stopping counted on
+
+
+def assert_same_last_epoch(straight: Path, resumed: Path, epoch: int) -> None:
+    """Both runs ended at `epoch` with bit-identical weights (schedule and dropout followed)."""
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == epoch
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, msg=name, rtol=0, atol=0)
+
+
+def test_resume_after_kill_9_mid_epoch_ends_as_the_straight_run(
+    tmp_path: Path, tiny_cache: Path
+) -> None:
+    """`python -m duorec.train` killed by SIGKILL in its third epoch and resumed from
+    last.ckpt (end of the second) continues in the same run folder to the same metrics.json."""
+    # a slower learning rate, so the best epoch is one trained after the kill
+    settings = ["trainer.max_epochs=4", "data.samples_per_epoch=4096", "optim.lr=3e-3"]
+    common = [*TINY, *QUIET, *settings, "eval.bootstrap=50", "threads=1"]
+    common.append(f"paths.cache_dir={tiny_cache}")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "disabled",
+    }
+
+    def cli(logs: str, *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "duorec.train", f"paths.log_dir={tmp_path / logs}"]
+        return subprocess.run(
+            [*command, *common, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    proc = cli("straight")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (straight,) = (tmp_path / "straight" / "train" / "runs").glob("*/metrics.json")
+    kill = ["+callbacks.kill._target_=interrupt.KillAt", "+callbacks.kill.epoch=2"]
+    proc = cli("killed", *kill, "+callbacks.kill.batch=5")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    (run,) = (tmp_path / "killed" / "train" / "runs").glob("*")
+    assert not (run / "metrics.json").exists()
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1
+    proc = cli("elsewhere", f"ckpt_path={last}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "elsewhere").exists()  # hydra.run.dir is the checkpoint's run
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert comparable(resumed) == comparable(json.loads(straight.read_text()))
+    assert Path(resumed["checkpoint"]).name.startswith("epoch003")
+    assert_same_last_epoch(straight.parent, run, epoch=3)
+    assert "dirpath has changed" not in proc.stderr
 
 
 @pytest.mark.parametrize("model", ["mf", "bias"])

@@ -8,6 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from omegaconf import OmegaConf
 
 from duorec import quiet
+from duorec.runs import resume_dir
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,6 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 OmegaConf.register_new_resolver(
     "folder_name", lambda path: os.path.basename(os.path.normpath(str(path))), replace=True
 )
+# `${resume_dir:...}` in conf/hydra/train.yaml: a resumed run continues in its own folder
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
 quiet.install()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
+from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 
 
 class TripleThroughput(L.Callback):
@@ -34,3 +38,41 @@ class TripleThroughput(L.Callback):
             pl_module.log(
                 "train/triples_per_s", self.triples / self.seconds, reduce_fx="sum", sync_dist=True
             )
+
+
+class RandomState(L.Callback):
+    """Saves the random generators in every checkpoint and restores them on resume.
+
+    Dropout and the watch head's sampled negatives draw from torch's global generator, which a
+    resumed run would otherwise restart from `seed_everything`: its epochs would differ from an
+    uninterrupted run's. The states are captured when the checkpoint is written (end of an
+    epoch) and nothing draws from them between then and the next epoch's first batch, so a
+    resumed run continues the same streams. The training batches themselves are keyed by
+    (seed, epoch, rank, batch) and need nothing here. Under DDP the checkpoint holds rank 0's
+    states, so only single-process runs resume bit for bit.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": numpy_state(),
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        kind, key, *rest = state_dict["numpy"]
+        np.random.set_state((kind, key.numpy().astype(np.uint32), *rest))
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def numpy_state() -> tuple[Any, ...]:
+    """numpy's global generator state with its key as a tensor: checkpoints must load with
+    `torch.load(weights_only=True)`, which refuses numpy arrays."""
+    kind, key, *rest = np.random.get_state()
+    return (kind, torch.from_numpy(key.astype(np.int64)), *rest)

@@ -24,6 +24,7 @@ from duorec.data.build import prepare_dataset, prepared_folder
 from duorec.data.datamodule import PairDataModule
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, load_model
+from duorec.runs import run_folder_of
 
 log = logging.getLogger(__name__)
 
@@ -86,37 +87,85 @@ def _run_order(run_dir: Path, sweep_dir: Path | None) -> tuple[str, int, float]:
     return stamp, job, mtime
 
 
-def latest_checkpoint(log_dir: str | Path) -> Path:
-    """The best checkpoint of the most recent training run under `log_dir`.
+def training_runs(log_dir: str | Path) -> list[Path]:
+    """Every training run folder under `log_dir`, newest first.
 
-    Looks at `train/runs/<stamp>/` and every sweep job `train/multiruns/<stamp>/<n>/`; runs
-    without a checkpoint (stopped before the first epoch ended) are skipped.
+    Any task name counts (`task_name=...` only renames the folder): `<task>/runs/<stamp>/`
+    and each sweep job `<task>/multiruns/<stamp>/<n>/` that has a `checkpoints/` folder; an
+    evaluate run, which trains nothing, has none.
     """
     log_dir = Path(log_dir)
-    train_dir = log_dir / "train"
     candidates: list[tuple[tuple[str, int, float], Path]] = []
-    for run in sorted((train_dir / "runs").glob("*")):
+    for run in log_dir.glob("*/runs/*"):
         if (run / "checkpoints").is_dir():
             candidates.append((_run_order(run, None), run))
-    for run in sorted((train_dir / "multiruns").glob("*/*")):
+    for run in log_dir.glob("*/multiruns/*/*"):
         if (run / "checkpoints").is_dir():
             candidates.append((_run_order(run, run.parent), run))
-    for _, run in sorted(candidates, key=lambda item: item[0], reverse=True):
-        found = best_in_run(run)
-        if found is not None:
-            return found
+    return [run for _, run in sorted(candidates, key=lambda item: item[0], reverse=True)]
+
+
+def latest_checkpoint(log_dir: str | Path) -> Path:
+    """The best checkpoint of the newest *finished* training run under `log_dir`.
+
+    Finished = it wrote metrics.json, which names the checkpoint its test numbers describe. A
+    run stopped before that (killed, interrupted, `test=false`) is never picked silently: its
+    last.ckpt may be an epoch worse than its best, and its numbers are unknown.
+    """
+    runs = training_runs(log_dir)
+    for run in runs:
+        if (run / "metrics.json").is_file():
+            found = best_in_run(run)
+            if found is not None:
+                return found
+    unfinished = next((r for r in runs if (r / "checkpoints" / "last.ckpt").is_file()), None)
+    hint = (
+        f"; the newest unfinished run can be resumed with python -m duorec.train "
+        f"ckpt_path={unfinished / 'checkpoints' / 'last.ckpt'}"
+        if unfinished is not None
+        else ""
+    )
     raise UsageError(
-        f"no trained model found under {train_dir}: run python -m duorec.train first "
-        "(or pass ckpt_path=PATH)"
+        f"no finished training run (one with metrics.json) under {log_dir}: run python -m "
+        f"duorec.train first, or pass ckpt_path=PATH{hint}"
     )
 
 
+def describe_choice(ckpt: str | Path) -> str:
+    """'using RUN (data NAME, test pair_rmse X, ndcg@10 Y)': which model a command serves.
+
+    Printed first by evaluate and recommend, so a model picked by "newest run" is never a
+    surprise. The numbers are the run's metrics.json, shown only when it describes this very
+    checkpoint (a last.ckpt of a finished run is not the one its numbers are about).
+    """
+    ckpt = Path(ckpt)
+    run = run_folder_of(ckpt)
+    if run is None:
+        return f"using {ckpt}"
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return f"using {ckpt} (an unfinished run: no metrics.json)"
+    recorded = metrics.get("checkpoint") if isinstance(metrics, dict) else None
+    if not recorded or Path(recorded).name != ckpt.name:
+        return f"using {ckpt} (not the checkpoint its run's metrics.json describes)"
+    parts = []
+    data = (metrics.get("protocol") or {}).get("data")
+    if data:
+        parts.append(f"data {data}")
+    test = metrics.get("test") or {}
+    if isinstance(test.get("pair_rmse"), float):
+        parts.append(f"test pair_rmse {test['pair_rmse']:.4f}")
+    ndcg = next((k for k in test if k.startswith("ndcg@")), None)
+    if ndcg and isinstance(test[ndcg], float):
+        parts.append(f"{ndcg} {test[ndcg]:.2f}")
+    return f"using {run}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def resolve_checkpoint(ckpt_path: str | Path | None, log_dir: str | Path) -> Path:
-    """`ckpt_path` as given (a .ckpt file or a run folder), or the latest run's best if None."""
+    """`ckpt_path` as given (a .ckpt file or a run folder), or the newest finished run's best."""
     if ckpt_path is None or str(ckpt_path) == "":
-        path = latest_checkpoint(log_dir)
-        log.info("using the latest checkpoint: %s", path)
-        return path
+        return latest_checkpoint(log_dir)  # the caller prints `describe_choice` of it
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         found = best_in_run(path)
@@ -142,7 +191,9 @@ def dataset_reference_of(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None
 
 
 def load_checkpoint(
-    ckpt_path: str | Path, cache_dir: str | Path | None = None
+    ckpt_path: str | Path,
+    cache_dir: str | Path | None = None,
+    sources: Mapping[str, Any] | None = None,
 ) -> tuple[PairRatingModule, PreparedDataset]:
     """The model (on the CPU, in eval mode) and the prepared data set it was trained on.
 
@@ -153,6 +204,10 @@ def load_checkpoint(
     `cache_dir` or in the cache the model was trained with; otherwise it is prepared again from
     the saved data config. Either way it must be the same data set (same content fingerprint,
     user and movie counts), else a UsageError names both and what differs.
+
+    `sources` (`data.movielens_dir` / `data.imdb_dir` of evaluate and recommend) says where
+    the raw files are now, when they moved since training: the data is prepared again from
+    there and accepted only if it is the same content (see `load_reference`).
     """
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
@@ -163,7 +218,7 @@ def load_checkpoint(
         raise UsageError(f"{path}: not a duorec checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
     reference = read_reference(path)
-    dataset = load_reference(reference, cache_dir)
+    dataset = load_reference(reference, cache_dir, moved_sources(sources))
     check_same_dataset(reference, dataset, path)
     sizes = (model.hparams.get("n_users"), model.hparams.get("n_movies"))
     if sizes != (dataset.n_users, dataset.n_movies):
@@ -186,14 +241,28 @@ def read_reference(ckpt_path: str | Path) -> dict[str, Any]:
     return reference
 
 
+# the data settings that say where raw files are, not what they hold: overridable when loading
+SOURCE_KEYS = ("movielens_dir", "imdb_dir")
+
+
+def moved_sources(sources: Mapping[str, Any] | None) -> dict[str, str]:
+    """The raw-file folders given to evaluate / recommend (`data.movielens_dir=...`), set ones."""
+    return {k: str(sources[k]) for k in SOURCE_KEYS if sources and sources.get(k)}
+
+
 def load_reference(
-    reference: Mapping[str, Any], cache_dir: str | Path | None = None
+    reference: Mapping[str, Any],
+    cache_dir: str | Path | None = None,
+    moved: Mapping[str, str] | None = None,
 ) -> PreparedDataset:
     """The prepared data set a checkpoint refers to: its cached folder, else prepared again.
 
     Reading the very folder the model was trained on (rather than re-deriving the cache key
     from the raw files) keeps a model usable when the raw files have since been touched, and
-    costs no scan of the sources.
+    costs no scan of the sources. With `moved` raw-file folders, the data is prepared from
+    those instead (cached under its own key): a checkpoint copied to another machine, or data
+    moved, needs no edit of the checkpoint; `check_same_dataset` then insists on the same
+    content.
     """
     data = dict(reference.get("data") or {})
     name = data.get("name") or reference.get("name") or "dataset"
@@ -201,6 +270,15 @@ def load_reference(
     caches = list(dict.fromkeys(str(c) for c in (cache_dir, saved_cache) if c))
     if not caches:
         raise UsageError("the checkpoint names no cache folder: pass paths.cache_dir=PATH")
+    if moved:
+        if data.get("source") != "movielens":
+            given = ", ".join(f"data.{k}" for k in moved)
+            raise UsageError(
+                f"{given} only applies to a MovieLens data set; the checkpoint's {name} is "
+                f"{data.get('source') or 'unknown'} (its data is rebuilt from the saved config)"
+            )
+        log.info("preparing %s again from %s", name, ", ".join(moved.values()))
+        return prepare_dataset({**data, **moved}, caches[0]).dataset
     for cache in caches:
         folder = prepared_folder(cache, name, reference["cache_key"])
         if (folder / "manifest.json").is_file():
@@ -237,7 +315,7 @@ def check_same_dataset(
     differs = [
         what
         for what, ours, theirs in (
-            ("content", manifest.get(field), reference.get(field)),
+            (field.replace("_", " "), manifest.get(field), reference.get(field)),
             ("users", dataset.n_users, reference.get("n_users")),
             ("movies", dataset.n_movies, reference.get("n_movies")),
         )
@@ -247,6 +325,7 @@ def check_same_dataset(
         here = {**manifest, "n_users": dataset.n_users, "n_movies": dataset.n_movies}
         raise UsageError(
             f"checkpoint {ckpt_path} was trained on {describe(reference)}, the prepared data "
-            f"here is {describe(here)} ({' and '.join(differs)} differ): use a model trained "
+            f"here is {describe(here)} ({' and '.join(differs)} "
+            f"{'differ' if len(differs) > 1 else 'differs'}): use a model trained "
             "on this data, or restore that data"
         )

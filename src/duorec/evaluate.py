@@ -18,7 +18,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from duorec.checkpoint import load_checkpoint, read_reference, resolve_checkpoint
+from duorec.checkpoint import describe_choice, load_checkpoint, read_reference, resolve_checkpoint
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import evaluate
@@ -52,7 +52,8 @@ def validate(model: PairRatingModule, datamodule: PairDataModule) -> dict[str, f
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the configured checkpoint; return (and write) the metrics.json dictionary."""
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
-    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
+    print(describe_choice(ckpt), flush=True)
+    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir, cfg.get("data"))
     reference = read_reference(ckpt)
     seed = training_seed(reference) if cfg.get("seed") is None else int(cfg.seed)
     L.seed_everything(seed, workers=True)

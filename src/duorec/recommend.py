@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from duorec.checkpoint import load_checkpoint, resolve_checkpoint
+from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoint
 from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
 from duorec.io import atomic_path
@@ -190,7 +190,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     """Recommend as configured; print the table (one pair) or write the file (many pairs)."""
     request = parse_request(cfg)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
-    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir)
+    print(describe_choice(ckpt), flush=True)
+    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir, cfg.get("data"))
     index = ServingIndex(dataset)
     if request.pairs_file is not None:
         pairs = read_pairs(request.pairs_file)

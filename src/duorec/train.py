@@ -15,14 +15,16 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from duorec.callbacks import RandomState
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import choose_rank_rating_weight, evaluate
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report
+from duorec.runs import run_folder_of
 
 log = logging.getLogger("duorec.train")
 
@@ -41,8 +43,39 @@ def log_config(loggers: list[Any], cfg: DictConfig) -> None:
         logger.log_hyperparams(resolved)
 
 
+def continue_in_run_folder(cfg: DictConfig) -> None:
+    """Resuming from `<run>/checkpoints/*.ckpt` writes into `<run>`, whatever the config said.
+
+    The command line gets there through `hydra.run.dir` (conf/hydra/train.yaml); this covers
+    `train(cfg)` called directly and sweep jobs. The best checkpoint so far and the early
+    stopping counters are only restored into callbacks writing to the same folder.
+    """
+    folder = run_folder_of(cfg.get("ckpt_path"))
+    if folder is None:
+        if cfg.get("ckpt_path"):
+            log.warning(
+                "%s is not in a run's checkpoints/ folder: resuming into %s, where the best "
+                "checkpoint so far is not known",
+                cfg.ckpt_path,
+                cfg.paths.output_dir,
+            )
+        return
+    if Path(cfg.paths.output_dir).absolute() != folder:
+        log.info("resuming in the checkpoint's run folder %s", folder)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(folder)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test and evaluate; return the metrics dictionary also written to metrics.json."""
+    """Fit, test and evaluate; return the metrics dictionary also written to metrics.json.
+
+    `ckpt_path=<run>/checkpoints/last.ckpt` resumes an interrupted run in its own folder and
+    ends as the uninterrupted run would have (same metrics.json, same best checkpoint):
+    weights, optimiser, schedule, early stopping, best-checkpoint tracking, random generators
+    (`RandomState`) and the training stream (keyed by epoch) all continue. Checkpoints are
+    written once per epoch, so a run killed mid-epoch repeats that epoch from its start.
+    """
+    continue_in_run_folder(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: PairDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()  # the model is sized from the data
@@ -53,7 +86,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=hydra.utils.instantiate(cfg.optim),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
-    callbacks = instantiate_list(cfg.get("callbacks"))
+    callbacks = [*instantiate_list(cfg.get("callbacks")), RandomState()]
     loggers = instantiate_list(cfg.get("logger"))
     log_config(loggers, cfg)
     trainer: L.Trainer = hydra.utils.instantiate(

@@ -25,6 +25,7 @@ from duorec.data.movielens import MovieLensData, read_movielens
 from duorec.data.prepared import PreparedDataset, cache_key
 from duorec.data.split import split_ratings
 from duorec.data.titles import split_title_years
+from duorec.io import sweep_orphans
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def prepare_dataset(spec: DatasetSpec | Mapping[str, Any], cache_dir: str | Path
         spec = DatasetSpec.from_config(spec)
     cfg = spec.as_dict()
     cache_dir = Path(cache_dir)
+    sweep_cache(cache_dir)
     movielens_dir, imdb_dir = _source_dirs(cfg, cache_dir)
     sources = _source_files(movielens_dir, imdb_dir)
     settings = dict(cfg, movielens_dir=str(movielens_dir), imdb_dir=imdb_dir and str(imdb_dir))
@@ -88,6 +90,14 @@ def prepare_dataset(spec: DatasetSpec | Mapping[str, Any], cache_dir: str | Path
     dataset.manifest.update(cache_key=key, settings=settings, fingerprint=dataset.fingerprint())
     dataset.save(folder)
     return Prepared(dataset, folder, False, time.perf_counter() - start)
+
+
+def sweep_cache(cache_dir: Path) -> None:
+    """Remove what killed prepares left in the cache (`duorec.io.sweep_orphans`): staged
+    prepared folders and synthetic releases whose writer is gone."""
+    for folder in (cache_dir / "prepared", cache_dir / "synthetic"):
+        for orphan in sweep_orphans(folder):
+            log.info("removed %s, left by a prepare that was killed", orphan)
 
 
 def _source_dirs(cfg: Mapping[str, Any], cache_dir: Path) -> tuple[Path, Path | None]:

@@ -10,7 +10,7 @@ exact stream an uninterrupted run would have drawn. Lightning calls `set_epoch` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -61,6 +61,38 @@ class EpochBatchSampler(Sampler):
 
     def __len__(self) -> int:
         return self.n_batches
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader whose iterator is only built when its first batch is asked for.
+
+    Lightning builds the train iterator as soon as it sets up the data, and a learning-rate
+    schedule sized by `trainer.estimated_stepping_batches` makes it set up the data inside
+    `configure_optimizers`, which on resume runs *before* the loops are restored: an iterator
+    built then reads epoch 0 and the resumed epoch would replay epoch 0's batches (so a resumed
+    run diverged from an uninterrupted one with a scheduler and matched without). Deferring
+    the real iterator (and with it the sampler's epoch and any worker start-up) to the first
+    `next` reads the epoch after the restore; an uninterrupted run draws exactly as before.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        return _Deferred(super().__iter__)
+
+
+class _Deferred:
+    """An iterator made by `make()` on the first `next`."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]):
+        self.make = make
+        self.iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _Deferred:
+        return self
+
+    def __next__(self) -> Any:
+        if self.iterator is None:
+            self.iterator = self.make()
+        return next(self.iterator)
 
 
 class SampledPairBatches(Dataset):
@@ -273,7 +305,7 @@ class PairDataModule(L.LightningDataModule):
         rank, world = self._rank_world
         n_batches = max(1, self.triples_per_epoch // (self.batch_size * world))
         batches = SampledPairBatches(self.train_sampler, self.batch_size, self.seed, rank)
-        return DataLoader(
+        return EpochDataLoader(
             batches,
             batch_size=None,
             sampler=EpochBatchSampler(n_batches, self.trainer),
