@@ -44,3 +44,15 @@ def test_csr_rows_gathers_the_asked_rows_in_order():
     owner, cols = csr_rows(csr, np.array([2, 0, 2]))
     assert owner.tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
     assert cols.tolist() == [8, 9, 4, 5, 6, 8, 9, 4]
+
+
+def test_ragged_offsets_are_the_same_for_torch_tensors() -> None:
+    """The history bags gather with torch tensors through the same helper."""
+    import torch
+
+    lengths = np.array([2, 0, 3, 1])
+    owner, offset = ragged_offsets(lengths)
+    t_owner, t_offset = ragged_offsets(torch.from_numpy(lengths))
+    assert isinstance(t_owner, torch.Tensor)
+    assert t_owner.tolist() == owner.tolist() == [0, 0, 2, 2, 2, 3]
+    assert t_offset.tolist() == offset.tolist() == [0, 1, 0, 1, 2, 0]

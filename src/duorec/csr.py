@@ -8,9 +8,10 @@ files are, cost one pass and no sort.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 
 class CSR(NamedTuple):
@@ -45,12 +46,17 @@ def csr_from_pairs(
     return CSR(indptr, cols, None if values is None else np.asarray(values))
 
 
-def ragged_offsets(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ragged_offsets(lengths: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
     """(owner, offset) of every element of consecutive ragged groups of the given lengths.
 
     For lengths [2, 0, 3]: owner [0, 0, 2, 2, 2], offset [0, 1, 0, 1, 2]. The vectorised form
     of `for i, n in enumerate(lengths): for j in range(n)`, the loop every CSR gather needs.
+    A torch tensor gives torch tensors on its device (the history bags gather in the model).
     """
+    if isinstance(lengths, torch.Tensor):
+        owner = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        return owner, torch.arange(owner.numel(), device=lengths.device) - first[owner]
     lengths = np.asarray(lengths, dtype=np.int64)
     owner = np.repeat(np.arange(lengths.size), lengths)
     offset = np.arange(owner.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from duorec.csr import ragged_offsets
+
 
 def ragged_positions(start: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Row number and flat position of every element of rows `start[i] : start[i] + len[i]`."""
-    row = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
-    first = torch.cumsum(lengths, 0) - lengths
-    flat = torch.arange(int(lengths.sum()), device=lengths.device) - first[row] + start[row]
-    return row, flat
+    row, offset = ragged_offsets(lengths)
+    return row, start[row] + offset
 
 
 class HistoryBag(nn.Module):
