@@ -349,12 +349,16 @@ class ModelScores:
         candidates: np.ndarray | None = None,
         movie_vectors: torch.Tensor | None = None,
         rank_by: str | None = None,
+        watch_vectors: torch.Tensor | None = None,
     ):
         if model.training:
             model.eval()
-        # ranking by "both would watch" (and the rating) needs the watch head's movie factors
+        # ranking by "both would watch" (and the rating) needs the watch head's movie factors:
+        # `watch_vectors` (model.encode_watch(), computed once) spares the movie tower per call
         self.rank_by = rank_by or getattr(model, "rank_by", "rating")
-        watch = model.encode_watch() if self.rank_by != "rating" else None
+        watch = None
+        if self.rank_by != "rating":
+            watch = model.encode_watch() if watch_vectors is None else watch_vectors
         if watch is not None and candidates is not None:
             watch = watch[torch.as_tensor(candidates, dtype=torch.long, device=watch.device)]
         self.watch = watch
@@ -390,13 +394,16 @@ class ModelScores:
         score = np.full((n_pairs, self.n_movies), -np.inf)
         shown = [np.zeros((n_pairs, n_candidates), dtype=np.float32) for _ in range(3)]
         chunk = max(MIN_CHUNK, CHUNK_ELEMENTS // max(n_pairs, 1))
+        # rank by the model's score (ratings shown beside it): one pass over every candidate,
+        # so the user towers (history bags) run once, not once per chunk
+        ranked = None
+        if self.watch is not None:
+            ranked = model.rank_grid(a, b, movie_vectors, self.watch, self.rank_by)
         for start in range(0, n_candidates, chunk):
             stop = min(start + chunk, n_candidates)
             key, *values = self._chunk(a, b, towers, movie_vectors[start:stop])
-            if self.watch is not None:  # rank by the model's score; ratings shown beside it
-                key = model.rank_grid(
-                    a, b, movie_vectors[start:stop], self.watch[start:stop], self.rank_by
-                )
+            if ranked is not None:
+                key = ranked[:, start:stop]
             columns = slice(start, stop) if self._all else self.column[start:stop]
             score[:, columns] = key.double().cpu().numpy()
             for out, value in zip(shown, values, strict=True):
@@ -488,6 +495,7 @@ def recommend(
     filters: Mapping[str, Any] | None = None,
     movie_vectors: torch.Tensor | None = None,
     rank_by: str | None = None,
+    watch_vectors: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Top-k unseen movies for one pair, best first (columns: SINGLE_COLUMNS).
 
@@ -497,13 +505,18 @@ def recommend(
     Symmetric: recommend(a, b) lists the same movies with the same pair ratings as
     recommend(b, a), with rating_a and rating_b swapped. Pass `movie_vectors`
     (`movie_matrix(model)`, or model.encode_movies()) to skip the movie tower when
-    recommending repeatedly.
+    recommending repeatedly, and `watch_vectors` (model.encode_watch()) likewise.
     """
     request = check_request(k, aggregate, [(user_a_id, user_b_id)], single=True, rank_by=rank_by)
     ids = request.pairs[0].tolist()  # type: ignore[index]
     users = index.user_indices(request.pairs)  # type: ignore[arg-type]
     scores = ModelScores(
-        model, request.aggregate, allowed_movies(index, filters), movie_vectors, request.rank_by
+        model,
+        request.aggregate,
+        allowed_movies(index, filters),
+        movie_vectors,
+        request.rank_by,
+        watch_vectors,
     )
     best = best_unseen(scores, index, users, request.k)
     found = best.movie[0] >= 0
@@ -532,6 +545,7 @@ def recommend_many(
     movie_vectors: torch.Tensor | None = None,
     batch_size: int = 256,
     rank_by: str | None = None,
+    watch_vectors: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Top-k for many pairs (a frame with user_a, user_b, or [(a, b), ...]), BATCH_COLUMNS.
 
@@ -543,7 +557,12 @@ def recommend_many(
     assert ids is not None
     users = index.user_indices(ids, numbered=True)
     scores = ModelScores(
-        model, request.aggregate, allowed_movies(index, filters), movie_vectors, request.rank_by
+        model,
+        request.aggregate,
+        allowed_movies(index, filters),
+        movie_vectors,
+        request.rank_by,
+        watch_vectors,
     )
     parts = []
     for start in range(0, len(users), request.batch_size):
