@@ -36,7 +36,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -129,19 +129,24 @@ def random_pairs(dataset: PreparedDataset, n: int, seed: int) -> np.ndarray:
     return dataset.user_ids[np.stack([a, b], axis=1)]
 
 
-WATCH: dict[int, torch.Tensor | None] = {}  # watch vectors of the model being timed
+class Catalogue(NamedTuple):
+    """The movie tower's outputs, computed once and reused by every timed call."""
+
+    movies: torch.Tensor  # `movie_matrix(model)`: the rating factors
+    watch: torch.Tensor | None  # `model.encode_watch()`: the watch head's factors, if any
 
 
 def single_latency(
     model: PairRatingModule,
     index: rec.ServingIndex,
     pairs: np.ndarray,
-    vectors: torch.Tensor,
+    catalogue: Catalogue,
     aggregate: str,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Per-call wall time of `recommend` (movie vectors reused), after two warm-up calls."""
-    for a, b in pairs[:2]:
+
+    def call(a: int, b: int) -> None:
         rec.recommend(
             model,
             index,
@@ -150,23 +155,16 @@ def single_latency(
             10,
             aggregate,
             filters,
-            movie_vectors=vectors,
-            watch_vectors=WATCH.get(id(model)),
+            movie_vectors=catalogue.movies,
+            watch_vectors=catalogue.watch,
         )
+
+    for a, b in pairs[:2]:
+        call(a, b)
     times, cpu = [], []
     for a, b in pairs:
         start, start_cpu = time.perf_counter(), time.process_time()
-        rec.recommend(
-            model,
-            index,
-            a,
-            b,
-            10,
-            aggregate,
-            filters,
-            movie_vectors=vectors,
-            watch_vectors=WATCH.get(id(model)),
-        )
+        call(a, b)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return percentiles(times, cpu)
@@ -176,27 +174,28 @@ def batch_throughput(
     model: PairRatingModule,
     index: rec.ServingIndex,
     pairs: np.ndarray,
-    vectors: torch.Tensor,
+    catalogue: Catalogue,
     aggregate: str,
     batch_size: int,
 ) -> dict[str, float]:
     """pairs/s of `recommend_many` over all `pairs` (one warm-up batch first)."""
-    watch = WATCH.get(id(model))
-    rec.recommend_many(
-        model,
-        index,
-        pairs[:batch_size],
-        10,
-        aggregate,
-        None,
-        vectors,
-        batch_size,
-        watch_vectors=watch,
-    )
+
+    def call(some: np.ndarray) -> None:
+        rec.recommend_many(
+            model,
+            index,
+            some,
+            10,
+            aggregate,
+            None,
+            catalogue.movies,
+            batch_size,
+            watch_vectors=catalogue.watch,
+        )
+
+    call(pairs[:batch_size])
     start, start_cpu = time.perf_counter(), time.process_time()
-    rec.recommend_many(
-        model, index, pairs, 10, aggregate, None, vectors, batch_size, watch_vectors=watch
-    )
+    call(pairs)
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {
         "median_ms": seconds / len(pairs) * 1000,
@@ -257,8 +256,7 @@ def main() -> None:
     rec.recommend(model, index, first[0], first[1], 10, model.target)
     setup["one-off recommend, as the CLI (tower + score)"] = time.perf_counter() - start
     start = time.perf_counter()
-    vectors = rec.movie_matrix(model)
-    WATCH[id(model)] = model.encode_watch()  # the watch head's movie factors, also once
+    catalogue = Catalogue(rec.movie_matrix(model), model.encode_watch())
     setup["movie tower (once)"] = time.perf_counter() - start
     start = time.perf_counter()
     index.genres  # noqa: B018 - built on first use
@@ -283,17 +281,17 @@ def main() -> None:
 
     row(
         f"single, pair head ({model.target})",
-        single_latency(model, index, pairs, vectors, model.target),
+        single_latency(model, index, pairs, catalogue, model.target),
     )
-    row(f"single, aggregate={other}", single_latency(model, index, pairs, vectors, other))
+    row(f"single, aggregate={other}", single_latency(model, index, pairs, catalogue, other))
     row(
         "single, pair head, genres=[Comedy]",
-        single_latency(model, index, pairs, vectors, model.target, {"genres": ["Comedy"]}),
+        single_latency(model, index, pairs, catalogue, model.target, {"genres": ["Comedy"]}),
     )
     for size in args.batch_sizes:
         row(
             f"batch of {size}, pair head",
-            batch_throughput(model, index, batch, vectors, model.target, size),
+            batch_throughput(model, index, batch, catalogue, model.target, size),
         )
 
     info = machine_info()
