@@ -359,7 +359,7 @@ def choose_rank_rating_weight(
     way. None for a model without a watch head.
     """
     grid = list(opts.get("rank_rating_weights") or [])
-    if not grid or model.encode_watch() is None:
+    if not grid or not getattr(model, "watch_dim", 0):
         return None
     ds = datamodule.dataset
     train_frame = ds.split("train")
@@ -367,12 +367,13 @@ def choose_rank_rating_weight(
         train_frame["user"].to_numpy(), train_frame["movie"].to_numpy(), ds.n_users
     )
     pairs, relevant = sampled_ranking_pairs(datamodule.evaluation_triples("val"), opts)
+    # one scorer for the whole grid: the movie tower runs once, and `rank_grid` reads the
+    # weight each time it is called
+    scorer = model_pair_scorer(model, "score")
     scores = []
     for weight in grid:
         model.rank_rating_weight = float(weight)
-        ranked = rank_pairs(
-            pairs, relevant, seen, model_pair_scorer(model, "score"), k=int(opts["k"])
-        )
+        ranked = rank_pairs(pairs, relevant, seen, scorer, k=int(opts["k"]))
         scores.append(float(ranked.ndcg.mean()))
     best = float(grid[int(np.argmax(scores))])
     model.rank_rating_weight = best
