@@ -48,6 +48,7 @@ from duorec import serving as rec
 from duorec.data.features import Features
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
+from duorec.model.cowatch import CoWatchFit
 from duorec.model.module import DuoModule
 
 GENRES = (
@@ -211,6 +212,38 @@ def model_config() -> dict[str, Any]:
     return cfg
 
 
+def random_cowatch(dataset: PreparedDataset, cfg: dict[str, Any], seed: int) -> CoWatchFit:
+    """Co-watch weights of a fitted model's shape (the `max_items` most-rated movies, `top_n`
+    weights each), random: the timing depends on the shape, and fitting EASE on a 20k
+    catalogue would cost minutes that measure nothing about serving."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(dataset.ratings["movie"].to_numpy(), minlength=dataset.n_movies)
+    kept = np.sort(np.argsort(-counts, kind="stable")[: cfg["max_items"]])
+    n = min(cfg["top_n"], len(kept))
+    per_movie = np.zeros(dataset.n_movies, dtype=np.int64)
+    per_movie[kept] = n
+    indptr = np.concatenate([[0], np.cumsum(per_movie)])
+    target = kept[rng.integers(0, len(kept), len(kept) * n)]
+    weight = rng.normal(0, 0.01, len(target)).astype(np.float32)
+    return CoWatchFit(indptr, target.astype(np.int64), weight, 0.0, [], int(len(kept)))
+
+
+def build_model(dataset: PreparedDataset, seed: int) -> DuoModule:
+    """conf/model/duo.yaml's model over `dataset`, random weights, its co-watch random too."""
+    cfg = model_config()
+    cowatch = cfg.pop("cowatch", None)
+    torch.manual_seed(seed)
+    if not cowatch:
+        return DuoModule.from_dataset(dataset, **cfg).eval()
+    fit = random_cowatch(dataset, cowatch, seed)
+    model = DuoModule.from_dataset(
+        dataset, **cfg, n_cowatch=(len(dataset.ratings), len(fit.weight))
+    ).eval()
+    ratings = dataset.ratings
+    model.cowatch.set(fit, ratings["user"].to_numpy(), ratings["movie"].to_numpy())
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", type=Path, help="a trained checkpoint (file or run folder)")
@@ -244,8 +277,7 @@ def main() -> None:
         dataset = synthetic_dataset(args.users, args.movies, args.ratings_per_user, args.seed)
         setup["generate data"] = time.perf_counter() - start
         start = time.perf_counter()
-        torch.manual_seed(args.seed)
-        model = DuoModule.from_dataset(dataset, **model_config()).eval()
+        model = build_model(dataset, args.seed)
         setup["build model"] = time.perf_counter() - start
         source = "DuoModule (random weights, conf/model/duo.yaml sizes) over synthetic data"
     first = random_pairs(dataset, 1, args.seed + 2)[0]

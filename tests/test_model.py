@@ -109,7 +109,9 @@ def test_scale_round_trip_and_clamp() -> None:
 
 
 def history_module(**kwargs) -> DuoModule:
-    """A small model that reads histories: users 0 and 1 both rated movie 3 (and others)."""
+    """A small model that reads histories: users 0 and 1 both rated movie 3 (and others).
+    The learned watch head (off by default, beside the co-watch one) is what reads them."""
+    kwargs = {"watch_dim": 16, "cowatch": None, **kwargs}
     torch.manual_seed(0)
     user = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     movie = np.array([1, 3, 5, 3, 7, 0, 3, 5, 9])

@@ -69,6 +69,19 @@ def model_pair_scorer(model: PairRatingModule, rank_by: str | None = None) -> Pa
     return score
 
 
+def memoized(score: PairScoreFn) -> PairScoreFn:
+    """`score` computed once per batch of pairs (the rankers copy what they are given)."""
+    cache: dict[bytes, np.ndarray] = {}
+
+    def cached(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
+        key = np.asarray(user_a).tobytes() + b"|" + np.asarray(user_b).tobytes()
+        if key not in cache:
+            cache[key] = score(user_a, user_b)
+        return cache[key]
+
+    return cached
+
+
 def fit_baselines(
     names: list[str],
     train: Mapping[str, np.ndarray],
@@ -148,7 +161,9 @@ def evaluate(
     val = {c: val_frame[c].to_numpy() for c in ("user", "movie", "rating")}
     rankers = fit_rankers(opts.get("rankers") or {}, train, val, ds.n_users, ds.n_movies, opts)
     result["ranker_settings"] = {name: tuned.describe() for name, tuned in rankers.items()}
-    scorers = {"model": model_pair_scorer(model)}
+    # the model's lists are ranked five times (plain, long tail, three diversities): its grids
+    # are computed once
+    scorers = {"model": memoized(model_pair_scorer(model))}
     scorers.update(
         {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}
     )  # a constant score ranks nothing
@@ -350,36 +365,79 @@ DIVERSITY_DEPTH = 50  # candidates an MMR re-rank chooses the final k from
 def choose_rank_rating_weight(
     model: PairRatingModule, datamodule: PairDataModule, opts: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """Pick how much the predicted pair rating adds to "both would watch" on validation.
+    """Pick how the ranking score is formed, on validation: the weight of the predicted pair
+    rating beside "both would watch" and, for a co-watch head, the pair rule (sum | both).
 
-    For each weight of `eval.rank_rating_weights`, NDCG@k of the model's score on a seeded
-    sample of validation pairs (relevant: both rated >= the threshold in validation;
-    candidates: unseen in train), the protocol the test numbers follow. The best weight is
-    set on the model; the caller saves it with the checkpoint, so recommend ranks the same
-    way. None for a model without a watch head.
+    For each combination of `eval.rank_rating_weights` and `eval.rank_pair_rules`, NDCG@k of
+    the model's score on a seeded sample of validation pairs (relevant: both rated >= the
+    threshold in validation; candidates: unseen in train), the protocol the test numbers
+    follow. The best is set on the model; the caller saves it with the checkpoint, so
+    recommend ranks the same way. None for a model without a watch head.
     """
-    grid = list(opts.get("rank_rating_weights") or [])
-    if not grid or not getattr(model, "watch_dim", 0):
+    weights = [float(w) for w in opts.get("rank_rating_weights") or []]
+    if not weights or not model.ranks_by_watch:
         return None
+    cowatch = getattr(model, "cowatch", None) is not None
+    rules = list(opts.get("rank_pair_rules") or ["sum"]) if cowatch else ["-"]
     ds = datamodule.dataset
     train_frame = ds.split("train")
     seen = csr_from_pairs(
         train_frame["user"].to_numpy(), train_frame["movie"].to_numpy(), ds.n_users
     )
     pairs, relevant = sampled_ranking_pairs(datamodule.evaluation_triples("val"), opts)
-    # one scorer for the whole grid: the movie tower runs once, and `rank_grid` reads the
-    # weight each time it is called
-    scorer = model_pair_scorer(model, "score")
-    scores = []
-    for weight in grid:
-        model.rank_rating_weight = float(weight)
-        ranked = rank_pairs(pairs, relevant, seen, scorer, k=int(opts["k"]))
-        scores.append(float(ranked.ndcg.mean()))
-    best = float(grid[int(np.argmax(scores))])
+    scores: dict[str, list[float]] = {}
+    grids = GridCache(model)
+    for rule in rules:
+        if rule != "-":
+            model.rank_pair_rule = rule
+        scores[rule] = [
+            float(
+                rank_pairs(pairs, relevant, seen, grids.weighted(w), k=int(opts["k"])).ndcg.mean()
+            )
+            for w in weights
+        ]
+    rule, at = max(
+        ((r, i) for r in rules for i in range(len(weights))), key=lambda ri: scores[ri[0]][ri[1]]
+    )
+    best = weights[at]
     model.rank_rating_weight = best
     model.hparams["rank_rating_weight"] = best
-    log.info("rank_rating_weight %s chosen on validation: NDCG %s", best, scores)
-    return {"best": best, "grid": [float(w) for w in grid], f"val_ndcg@{opts['k']}": scores}
+    if rule != "-":
+        model.rank_pair_rule = rule
+        model.hparams["rank_pair_rule"] = rule
+    log.info("rank score chosen on validation: weight %s, rule %s; NDCG %s", best, rule, scores)
+    return {
+        "best": best,
+        "rule": rule if rule != "-" else None,
+        "grid": weights,
+        f"val_ndcg@{opts['k']}": scores if rule != "-" else scores["-"],
+    }
+
+
+class GridCache:
+    """The model's two ranking grids ("watch", "rating") per batch of pairs, computed once and
+    re-weighted for every weight of a grid search (the movie tower also runs once). The
+    rating grid does not depend on the co-watch pair rule, so it is kept across rules."""
+
+    def __init__(self, model: PairRatingModule):
+        self.model = model
+        self.movies, self.watch = model.encode_movies(), model.encode_watch()
+        self.grids: dict[tuple[str, bytes], torch.Tensor] = {}
+
+    def grid(self, how: str, a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        rule = getattr(self.model, "rank_pair_rule", "") if how == "watch" else ""
+        key = (how + rule, a.tobytes() + b.tobytes())
+        if key not in self.grids:
+            ta, tb = torch.as_tensor(a), torch.as_tensor(b)
+            self.grids[key] = self.model.rank_grid(ta, tb, self.movies, self.watch, how)
+        return self.grids[key]
+
+    def weighted(self, weight: float) -> PairScoreFn:
+        def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            watch = self.grid("watch", a, b)
+            return (watch + weight * self.grid("rating", a, b) if weight else watch).numpy()
+
+        return score
 
 
 def sampled_ranking_pairs(

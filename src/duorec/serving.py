@@ -356,12 +356,14 @@ class ModelScores:
         # ranking by "both would watch" (and the rating) needs the watch head's movie factors:
         # `watch_vectors` (model.encode_watch(), computed once) spares the movie tower per call
         self.rank_by = rank_by or getattr(model, "rank_by", "rating")
+        self.by_watch = self.rank_by != "rating" and model.ranks_by_watch
         watch = None
-        if self.rank_by != "rating":
+        if self.by_watch:
             watch = model.encode_watch() if watch_vectors is None else watch_vectors
-        if watch is not None and candidates is not None:
-            watch = watch[torch.as_tensor(candidates, dtype=torch.long, device=watch.device)]
-        self.watch = watch
+        at = None if candidates is None else torch.as_tensor(candidates, dtype=torch.long)
+        if watch is not None and at is not None:
+            watch = watch[at.to(watch.device)]
+        self.watch, self.candidate_tensor = watch, at
         vectors = movie_matrix(model) if movie_vectors is None else movie_vectors
         if len(vectors) != model.n_movies:
             raise UsageError(
@@ -396,13 +398,20 @@ class ModelScores:
         chunk = max(MIN_CHUNK, CHUNK_ELEMENTS // max(n_pairs, 1))
         # rank by the model's score (ratings shown beside it): one pass over every candidate,
         # so the user towers (history bags) run once, not once per chunk
-        ranked = None
-        if self.watch is not None:
-            ranked = model.rank_grid(a, b, movie_vectors, self.watch, self.rank_by)
+        ranked = watch = None
+        if self.by_watch:
+            at = None if self.candidate_tensor is None else self.candidate_tensor.to(device)
+            if self.rank_by == "score" and towers is None:
+                # the pair head's grid is computed below anyway: only "watch" is added here
+                watch = model.rank_grid(a, b, movie_vectors, self.watch, "watch", at)
+            else:
+                ranked = model.rank_grid(a, b, movie_vectors, self.watch, self.rank_by, at)
         for start in range(0, n_candidates, chunk):
             stop = min(start + chunk, n_candidates)
             key, *values = self._chunk(a, b, towers, movie_vectors[start:stop])
-            if ranked is not None:
+            if watch is not None:
+                key = model.rank_score(watch[:, start:stop], key)
+            elif ranked is not None:
                 key = ranked[:, start:stop]
             columns = slice(start, stop) if self._all else self.column[start:stop]
             score[:, columns] = key.double().cpu().numpy()

@@ -110,7 +110,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if chosen is not None:
         result["rank_rating_weight"] = chosen
         if checkpoint:  # recommend and evaluate read it from the checkpoint
-            save_hyperparameter(checkpoint, "rank_rating_weight", chosen["best"])
+            choice = {"rank_rating_weight": chosen["best"]}
+            if chosen["rule"] is not None:
+                choice["rank_pair_rule"] = chosen["rule"]
+            save_hyperparameters(checkpoint, choice)
+    if model.hparams.get("cowatch_fit"):
+        result["cowatch"] = model.hparams["cowatch_fit"]
     if cfg.get("test"):
         result.update(evaluate(model, datamodule, eval_opts))
         result["checkpoint"] = checkpoint or None
@@ -127,11 +132,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def save_hyperparameter(checkpoint: str, name: str, value: Any) -> None:
-    """Rewrite one hyperparameter of a saved checkpoint (atomically): a choice made after
+def save_hyperparameters(checkpoint: str, values: dict[str, Any]) -> None:
+    """Rewrite hyperparameters of a saved checkpoint (atomically): choices made after
     training, on validation, that serving must repeat."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    state["hyper_parameters"][name] = value
+    state["hyper_parameters"].update(values)
     with atomic_path(Path(checkpoint)) as tmp:
         torch.save(state, tmp)
 

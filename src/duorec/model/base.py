@@ -150,6 +150,11 @@ class PairRatingModule(L.LightningModule):
         apart = (ua - ub).abs()[:, :-1] @ factors
         return self.pair_rating(ra, rb, together, apart), ra, rb
 
+    @property
+    def ranks_by_watch(self) -> bool:
+        """Whether `rank_grid` knows "both would watch" (a watch head), not only ratings."""
+        return False
+
     @torch.no_grad()
     def encode_watch(self) -> torch.Tensor | None:
         """Every movie's watch factors, for models with a watch head; None here."""
@@ -163,8 +168,10 @@ class PairRatingModule(L.LightningModule):
         movie_vectors: torch.Tensor,
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
+        candidates: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[B, M] ranking scores; a rating model ranks by its predicted pair rating."""
+        """[B, M] ranking scores of the movies of `movie_vectors` (`candidates`: their indices,
+        None for the whole catalogue); a rating model ranks by its predicted pair rating."""
         return self.score_grid(user_a, user_b, movie_vectors)[0]
 
     # ------------------------------------------------------------------ steps

@@ -26,6 +26,8 @@ from torch import nn
 
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
+from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
+from duorec.model.cowatch import describe as describe_cowatch
 from duorec.model.fusion import SymmetricFusion
 from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
@@ -64,6 +66,10 @@ class DuoModule(PairRatingModule):
         watch_batch: int,
         rank_by: str,
         rank_rating_weight: float,
+        rank_pair_rule: str = "sum",
+        cowatch: dict[str, Any] | None = None,
+        n_cowatch: tuple[int, int] = (0, 0),
+        cowatch_fit: dict[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
@@ -72,8 +78,14 @@ class DuoModule(PairRatingModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         if rank_by not in RANK_BY:
             raise ValueError(f"unknown rank_by {rank_by!r}: choose one of {RANK_BY}")
-        if rank_by != "rating" and watch_dim <= 0:
-            raise ValueError(f"rank_by={rank_by!r} needs a watch head: set model.watch_dim > 0")
+        if rank_by != "rating" and not (watch_dim or cowatch or n_cowatch[1]):
+            raise ValueError(
+                f"rank_by={rank_by!r} needs a watch head: set model.cowatch or model.watch_dim > 0"
+            )
+        if rank_pair_rule not in COWATCH_RULES:
+            raise ValueError(
+                f"unknown rank_pair_rule {rank_pair_rule!r}: choose one of {COWATCH_RULES}"
+            )
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
         self.watch_dim = watch_dim
@@ -82,6 +94,9 @@ class DuoModule(PairRatingModule):
         self.watch_batch = watch_batch
         self.rank_by = rank_by
         self.rank_rating_weight = rank_rating_weight
+        self.rank_pair_rule = rank_pair_rule
+        # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
+        self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None
         # the history feeds the watch factors only: read by the rating head too, it let the
         # model memorise train ratings (validation RMSE rose after two epochs on ml-latest-small)
         self.history = (
@@ -135,6 +150,23 @@ class DuoModule(PairRatingModule):
         f = dataset.features
         max_people = int(np.diff(f.people_offsets).max(initial=0))
         train = dataset.split("train")
+        fit = None
+        if kwargs.get("cowatch"):
+            # plain values: the settings go into the checkpoint, which must load without Hydra
+            kwargs["cowatch"] = {
+                k: v if isinstance(v, int | float | str) else [float(x) for x in v]
+                for k, v in dict(kwargs["cowatch"]).items()
+            }
+            val = dataset.split("val")
+            fit = fit_cowatch(
+                {c: train[c].to_numpy() for c in ("user", "movie", "rating")},
+                {c: val[c].to_numpy() for c in ("user", "movie", "rating")},
+                dataset.n_users,
+                dataset.n_movies,
+                **kwargs["cowatch"],
+            )
+            kwargs["n_cowatch"] = (len(train), len(fit.weight))
+            kwargs["cowatch_fit"] = describe_cowatch(fit)
         module = cls(
             n_users=dataset.n_users,
             n_movies=dataset.n_movies,
@@ -160,6 +192,8 @@ class DuoModule(PairRatingModule):
                     train["timestamp"].to_numpy(),
                     history_max,
                 )
+            if fit is not None:
+                module.cowatch.set(fit, train["user"].to_numpy(), train["movie"].to_numpy())
         return module
 
     # ------------------------------------------------------------------ towers
@@ -191,6 +225,10 @@ class DuoModule(PairRatingModule):
         return self.fusion(rating_a, rating_b, together, apart)
 
     # ------------------------------------------------------------------ the watch head
+
+    @property
+    def ranks_by_watch(self) -> bool:
+        return self.cowatch is not None or self.watch_dim > 0
 
     @torch.no_grad()
     def encode_watch(self, batch_size: int = 65536) -> torch.Tensor | None:
@@ -281,17 +319,31 @@ class DuoModule(PairRatingModule):
         movie_vectors: torch.Tensor,
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
+        candidates: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[B, M] ranking scores: `watch` (both would watch), `rating` (the pair's predicted
-        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default."""
+        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default.
+
+        "Both would watch" is the co-watch model's pair score (`rank_pair_rule`) when there is
+        one, else the learned watch head's (`watch_vectors`: `encode_watch()`, restricted to
+        the same `candidates` as `movie_vectors`).
+        """
         rank_by = rank_by or self.rank_by
-        if rank_by == "rating" or watch_vectors is None:
+        if rank_by == "rating" or (self.cowatch is None and watch_vectors is None):
             return self.score_grid(user_a, user_b, movie_vectors)[0]
-        watch = self.watch_grid(user_a, user_b, watch_vectors)
-        if rank_by == "watch" or not self.rank_rating_weight:
+        if self.cowatch is not None:
+            watch = self.cowatch.pair_scores(user_a, user_b, self.rank_pair_rule)
+            if candidates is not None:
+                watch = watch[:, candidates]
+        else:
+            watch = self.watch_grid(user_a, user_b, watch_vectors)
+        if rank_by == "watch":
             return watch
-        rating = self.score_grid(user_a, user_b, movie_vectors)[0]
-        return watch + self.rank_rating_weight * rating
+        return self.rank_score(watch, self.score_grid(user_a, user_b, movie_vectors)[0])
+
+    def rank_score(self, watch: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
+        """The default ranking score from its two grids: watch + rank_rating_weight * rating."""
+        return watch + self.rank_rating_weight * rating if self.rank_rating_weight else watch
 
 
 RANK_BY = ("score", "rating", "watch")

@@ -1,0 +1,214 @@
+"""Co-watch: which unseen movies a person will watch, from the movies they watched (EASE).
+
+The model's ranking score is "both would watch it" plus a weight times "and both would enjoy
+it" (the towers' predicted pair rating). This module is the first half. It is EASE (Steck
+2019), fitted in closed form on the train ratings when the model is built, its lambda chosen
+on the validation split exactly as the EASE baseline's is (`duorec.model.rankers.tune`).
+
+Why closed form inside a neural model: a learned watch head (a softmax over the catalogue on
+the towers' watch factors, trained beside the rating losses, still available as
+`model.watch_dim`) ranked below tuned EASE on both MovieLens releases (NDCG@10 0.373 vs 0.398
+on ml-latest-small, 0.383 vs 0.422 on ml-100k, docs/results.md), at a cost in training time.
+A full-rank item-item model is what wins this task on MovieLens-sized data; what the towers
+add that EASE cannot know is how much each person would *like* a movie, and that is what
+relevance (both rated >= 4) asks for. docs/results.md has the measured gain of the sum.
+
+Storage: a dense n x n weight matrix would make a checkpoint of ml-latest-small 380 MB, so
+each source movie keeps its `top_n` largest weights (by magnitude) as a sparse row; a
+person's scores are the sum of the rows of the movies they rated (x_u B), one sparse x
+dense product with the weights expanded once on first use. Catalogues over `max_items`
+movies are fitted on their most-rated `max_items` (as the baseline is); the rest carry no
+co-watch evidence and score 0.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from duorec.csr import ragged_offsets
+from duorec.model.rankers import EASE, tune
+
+#: How two people's co-watch scores become the pair's (as the ranking baselines' rules).
+COWATCH_RULES = ("sum", "both")
+
+
+@dataclass(frozen=True)
+class CoWatchFit:
+    """The fitted weights as CSR arrays (source movie -> targets) and how lambda was chosen."""
+
+    indptr: np.ndarray  # [n_movies + 1] int64
+    target: np.ndarray  # [nnz] int64
+    weight: np.ndarray  # [nnz] float32
+    lam: float
+    val_ndcg: list[tuple[float, float]]  # (lambda, individual validation NDCG@k)
+    restricted_to: int | None  # movies EASE was fitted on, when the catalogue was cut
+
+
+def fit_cowatch(
+    train: Mapping[str, np.ndarray],
+    val: Mapping[str, np.ndarray],
+    n_users: int,
+    n_movies: int,
+    lam: Sequence[float] | float,
+    max_items: int,
+    top_n: int,
+    seed: int = 0,
+) -> CoWatchFit:
+    """EASE on the binary train matrix, lambda tuned on `val`, each row cut to `top_n`."""
+    grid = [float(v) for v in (lam if isinstance(lam, Sequence) else [lam])]
+    if top_n < 1:
+        raise ValueError(f"model.cowatch.top_n must be >= 1, got {top_n}")
+    if len(grid) == 1:  # nothing to choose: validation is not read
+        ease = EASE(lam=grid[0], max_items=max_items)
+        ease.fit(train["user"], train["movie"], train["rating"], n_users, n_movies)
+        chosen, scores = grid[0], []
+    else:
+        maker = lambda v: EASE(lam=v, max_items=max_items)  # noqa: E731
+        result = tune(maker, grid, train, val, n_users, n_movies, seed=seed)
+        ease, chosen, scores = result.model, result.best, result.ndcg  # type: ignore[assignment]
+    dense, kept = ease.weights, ease.kept_movies
+    n = min(top_n, dense.shape[1])
+    # per row, the n largest |weights| (in ascending column order, which the scatter ignores)
+    columns = np.sort(np.argpartition(-np.abs(dense), n - 1, axis=1)[:, :n], axis=1)
+    values = np.take_along_axis(dense, columns, axis=1)
+    indptr = np.zeros(n_movies + 1, dtype=np.int64)
+    counts = np.zeros(n_movies, dtype=np.int64)
+    counts[kept] = n
+    np.cumsum(counts, out=indptr[1:])
+    return CoWatchFit(
+        indptr=indptr,
+        target=kept[columns].ravel().astype(np.int64),
+        weight=values.ravel().astype(np.float32),
+        lam=float(chosen),
+        val_ndcg=[(float(v), float(s)) for v, s in scores],
+        restricted_to=ease.restricted_to,
+    )
+
+
+class CoWatch(nn.Module):
+    """Sparse EASE weights and each person's train history, as buffers of the checkpoint."""
+
+    def __init__(self, n_users: int, n_movies: int, n_history: int, n_weights: int):
+        super().__init__()
+        self.n_movies = n_movies
+        self.register_buffer("history_indptr", torch.zeros(n_users + 1, dtype=torch.long))
+        self.register_buffer("history_movies", torch.zeros(n_history, dtype=torch.long))
+        self.register_buffer("weight_indptr", torch.zeros(n_movies + 1, dtype=torch.long))
+        self.register_buffer("weight_target", torch.zeros(n_weights, dtype=torch.long))
+        self.register_buffer("weight_value", torch.zeros(n_weights))
+        self._dense: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._position = torch.zeros(0, dtype=torch.long)
+
+    def set(self, fit: CoWatchFit, user: np.ndarray, movie: np.ndarray) -> None:
+        """Fill the buffers: the fitted weights and the train (user, movie) history."""
+        order = np.lexsort((movie, user))
+        counts = np.bincount(user, minlength=len(self.history_indptr) - 1)
+        self.history_indptr.copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(counts)])))
+        self.history_movies.copy_(torch.from_numpy(movie[order].astype(np.int64)))
+        self.weight_indptr.copy_(torch.from_numpy(fit.indptr))
+        self.weight_target.copy_(torch.from_numpy(fit.target))
+        self.weight_value.copy_(torch.from_numpy(fit.weight))
+        self._dense = None
+
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """[N, n_movies] x_u B of each user's train history."""
+        start = self.history_indptr[users]
+        return self.history_scores(start, self.history_indptr[users + 1] - start)
+
+    def history_scores(
+        self, start: torch.Tensor, lengths: torch.Tensor, movies: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[N, n_movies] scores of N histories: rows `movies[start[i] : start[i] + len[i]]`.
+
+        `movies` defaults to the stored train histories; a person who is not in the data
+        passes their own (fold-in needs nothing else: EASE scores any set of movies).
+        One sparse x dense product over the movies that carry weights (see `dense`).
+        """
+        movies = self.history_movies if movies is None else movies
+        kept, weights = self.dense()
+        row, offset = ragged_offsets(lengths)
+        column = self._position[movies[start[row] + offset]]
+        row, column = row[column >= 0], column[column >= 0]
+        crow = torch.zeros(len(start) + 1, dtype=torch.long, device=start.device)
+        crow[1:] = torch.cumsum(torch.bincount(row, minlength=len(start)), 0)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is fine
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.sparse_csr_tensor(
+                crow,
+                column,
+                torch.ones(len(column), device=start.device),
+                (len(start), len(kept)),
+                check_invariants=False,  # built sorted and in range just above
+            )
+        out = torch.zeros(len(start), self.n_movies, device=start.device)
+        out[:, kept] = x @ weights
+        return out
+
+    def dense(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(kept movies [K], their weights as a dense [K, K] matrix), built on first use.
+
+        The checkpoint holds the sparse rows; scoring wants a dense matrix (a person's scores
+        are then a sum of h rows read contiguously, ~100x faster than scattering h x top_n
+        weights one by one). Not a buffer: it is derived, and would multiply the checkpoint.
+        """
+        if self._dense is None or self._dense[1].device != self.weight_value.device:
+            has = torch.diff(self.weight_indptr) > 0
+            kept = torch.nonzero(has).squeeze(1)
+            position = torch.full((self.n_movies,), -1, dtype=torch.long, device=kept.device)
+            position[kept] = torch.arange(len(kept), device=kept.device)
+            source = torch.repeat_interleave(position[kept], torch.diff(self.weight_indptr)[kept])
+            weights = torch.zeros(len(kept), len(kept), device=kept.device)
+            weights[source, position[self.weight_target]] = self.weight_value
+            self._position = position
+            self._dense = (kept, weights)
+        return self._dense
+
+    def seen(self, users: torch.Tensor) -> torch.Tensor:
+        """[N, n_movies] bool: the movies each user rated in train."""
+        start = self.history_indptr[users]
+        row, offset = ragged_offsets(self.history_indptr[users + 1] - start)
+        mask = torch.zeros(len(users), self.n_movies, dtype=torch.bool, device=users.device)
+        mask[row, self.history_movies[start[row] + offset]] = True
+        return mask
+
+    def pair_scores(self, user_a: torch.Tensor, user_b: torch.Tensor, rule: str) -> torch.Tensor:
+        """[B, n_movies]: "sum" of the two people's scores, or "both", the product of each
+        movie's percentile among the person's unseen movies (`rankers.combine_pair`)."""
+        users = torch.cat([user_a, user_b])
+        scores = self.user_scores(users)
+        if rule == "sum":
+            return scores[: len(user_a)] + scores[len(user_a) :]
+        if rule != "both":
+            raise ValueError(f"unknown co-watch pair rule {rule!r}: use one of {COWATCH_RULES}")
+        q = candidate_percentile(scores, self.seen(users))
+        return q[: len(user_a)] * q[len(user_a) :]
+
+
+def candidate_percentile(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Per row, the share of the person's unseen movies scored at or below each movie (ties
+    at their average rank; the best unseen movie gets 1). Seen movies get 0."""
+    masked = scores.masked_fill(seen, float("-inf"))
+    ordered = masked.sort(dim=1).values.contiguous()
+    below = torch.searchsorted(ordered, masked.contiguous(), right=False)
+    at_or_below = torch.searchsorted(ordered, masked.contiguous(), right=True)
+    n_seen = seen.sum(dim=1, keepdim=True)
+    n_unseen = (scores.shape[1] - n_seen).clamp(min=1)
+    rank = (below + at_or_below + 1).double() / 2 - n_seen  # average 1-based rank among unseen
+    return torch.where(seen, 0.0, rank / n_unseen).float()
+
+
+def describe(fit: CoWatchFit) -> dict[str, Any]:
+    """What metrics.json records of the fit."""
+    return {
+        "lam": fit.lam,
+        "grid": [{"lam": v, "val_ndcg": s} for v, s in fit.val_ndcg],
+        "restricted_to": fit.restricted_to,
+        "weights": len(fit.weight),
+    }
