@@ -109,8 +109,9 @@ def fold_in(
         raise UsageError("no people to fold in")
     for i, person in enumerate(people):
         if len(person.movies) != len(person.ratings):
-            raise UsageError(f"person #{i + 1}: {len(person.movies)} movies but "
-                             f"{len(person.ratings)} ratings")
+            raise UsageError(
+                f"person #{i + 1}: {len(person.movies)} movies but {len(person.ratings)} ratings"
+            )
     if model.training:
         model.eval()
     if isinstance(model, DuoModule):
@@ -209,9 +210,7 @@ def _extend_history(clone: DuoModule, people: Sequence[NewRatings]) -> None:
         movies = np.asarray(p.movies, dtype=np.int64)
         ratings = np.asarray(p.ratings, dtype=np.float64)
         centred = ratings - (ratings.mean() if len(ratings) else 0.0)
-        when = (
-            np.zeros(len(movies)) if p.timestamps is None else np.asarray(p.timestamps, float)
-        )
+        when = np.zeros(len(movies)) if p.timestamps is None else np.asarray(p.timestamps, float)
         extra = np.setdiff1d(np.asarray(p.watched, dtype=np.int64), movies)
         movies = np.concatenate([movies, extra])
         centred = np.concatenate([centred, np.zeros(len(extra))])

@@ -141,8 +141,9 @@ def user_features_for(
     The same code as `fit_features`, so a new person's features mean what a training user's
     did: shrunk mean and genre tastes around the train global mean, and the log count
     standardised with the *training users'* counts (`train_counts`: train ratings per
-    training user, zeros included), not over the new people alone (one person would always standardise to 0).
-    For a training user's own train ratings it gives their row of `fit_features`.
+    training user, zeros included), not over the new people alone (one person would
+    always standardise to 0). For a training user's own train ratings it gives their row
+    of `fit_features`.
     """
     genres, names = genre_matrix(catalog["genres"], "|")
     reference = np.asarray(train_counts, dtype=np.float64)
