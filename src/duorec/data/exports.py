@@ -37,16 +37,15 @@ from duorec.data.titles import normalise_titles, title_keys_frame
 
 FORMATS = ("imdb", "letterboxd_ratings", "letterboxd_watched", "plain")
 RULES = ("tconst", "movieId", "title_year", "title_year_pm1")
-# IMDb "Title Type" values that are not films: skipped and counted, never matched by title
+# IMDb "Title Type" values that are not films, lower case without spaces or hyphens (exports
+# write "TV Series", "TV Mini Series"; older ones "tvSeries", "tvEpisode"): skipped, counted
 NOT_FILMS = {
-    "tv series",
-    "tv mini series",
-    "tv mini-series",
-    "tv miniseries",
-    "tv episode",
-    "video game",
-    "podcast series",
-    "podcast episode",
+    "tvseries",
+    "tvminiseries",
+    "tvepisode",
+    "videogame",
+    "podcastseries",
+    "podcastepisode",
 }
 SOURCE_SCALE = {"imdb": (1.0, 10.0), "letterboxd_ratings": (0.5, 5.0)}
 EXPECTED = (
@@ -231,7 +230,8 @@ def _match(
     get = lambda name: frame[column[name]] if name in column else pd.Series([""] * n)  # noqa: E731
     skipped = np.zeros(n, dtype=bool)
     if kind == "imdb" and "title type" in column:
-        skipped = get("title type").str.strip().str.lower().isin(NOT_FILMS).to_numpy()
+        kind_of = get("title type").str.lower().str.replace(r"[\s-]+", "", regex=True)
+        skipped = kind_of.isin(NOT_FILMS).to_numpy()
     movie = np.full(n, -1, dtype=np.int64)
     rule = np.full(n, None, dtype=object)
     # identifiers first: an exact id beats a title
