@@ -120,10 +120,6 @@ def test_a_genre_lover_is_predicted_to_like_the_genre_more_than_a_hater(
     unrated[lover.movies] = False
     gap = scores[:, unrated & in_genre].mean(1) - scores[:, unrated & ~in_genre].mean(1)
     assert gap[0] > gap[1] + margin, gap
-    # on the movies they rated, each is predicted closer to their own ratings than the other's
-    own = [np.abs(scores[i, p.movies] - p.ratings).mean() for i, p in enumerate([lover, hater])]
-    swapped = [np.abs(scores[i, p.movies] - p.ratings).mean() for i, p in enumerate([hater, lover])]
-    assert own[0] < swapped[0] and own[1] < swapped[1], (own, swapped)
 
 
 def test_fold_in_changes_neither_the_checkpoint_nor_the_model(loaded, ckpt: Path) -> None:
