@@ -227,7 +227,10 @@ def _match(
     frame: pd.DataFrame, column: dict[str, str], kind: str, matcher: CatalogMatcher, path: Path
 ) -> PersonRatings:
     n = len(frame)
-    get = lambda name: frame[column[name]] if name in column else pd.Series([""] * n)  # noqa: E731
+
+    def get(name: str) -> pd.Series:
+        return frame[column[name]] if name in column else pd.Series([""] * n)
+
     skipped = np.zeros(n, dtype=bool)
     if kind == "imdb" and "title type" in column:
         kind_of = get("title type").str.lower().str.replace(r"[\s-]+", "", regex=True)
