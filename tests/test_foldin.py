@@ -304,3 +304,13 @@ def test_cli_people_requests_are_checked(
     (tmp_path / "a.csv").write_text("movieId,rating\n1,4\n")
     proc = run_cli("duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
     assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
+
+
+def test_people_folded_together_get_the_vectors_they_get_alone(loaded) -> None:
+    """Evaluation folds in many held-out users per call: batching must not couple them."""
+    model, dataset = loaded
+    lover, hater, _ = genre_people(dataset, "Drama")
+    hater = Person(hater.movies[:12], hater.ratings[:12])
+    together = fold_in(model, dataset, [lover, hater]).vectors
+    alone = torch.cat([fold_in(model, dataset, [p]).vectors for p in (lover, hater)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)

@@ -35,7 +35,8 @@ Cost: one pass of the movie tower over the catalogue, then [people, dim] work pe
 plus a [people, movies] softmax; at ml-latest-small scale (9.7k movies) about 0.1-0.2 s per
 call of one or two people on one CPU thread. People are fitted together but independently
 (per-person losses, element-wise Adam), so an evaluation can fold in held-out users a few
-hundred at a time (memory is O(people x movies)) and get the same vectors as one by one.
+hundred at a time (memory is O(people x movies)) and get the same vectors as one by one
+(up to float rounding).
 """
 
 from __future__ import annotations
