@@ -65,6 +65,12 @@ def test_a_person_with_no_liked_movie_gets_no_made_up_reason() -> None:
     assert "carol" not in line and "bob" in line
 
 
+def test_one_movie_both_liked_most_is_said_once() -> None:
+    alice = Rater("alice", np.array([TOY_STORY, INCEPTION]), np.array([5.0, 1.0]))
+    (line,) = explain([CARS], raters=(alice, BOB))
+    assert line.startswith("like Toy Story, which both liked")
+
+
 def test_titles_are_shown_as_people_say_them() -> None:
     assert display_title("Matrix, The") == "The Matrix"
     assert display_title("Léon: The Professional (a.k.a. The Professional) (Léon)") == (

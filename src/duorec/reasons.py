@@ -150,13 +150,18 @@ class Explainer:
     def _similar(self, movie: int, raters: Sequence[Rater], liked: list[np.ndarray]) -> str:
         if not self.unit.shape[1]:
             return ""
-        picks = []
+        picks: dict[str, list[str]] = {}  # nearest liked title -> who
         for rater, mine in zip(raters, liked, strict=True):
             if not len(mine):
                 continue
             similarity = self.unit[mine] @ self.unit[movie]
-            picks.append(f"{self.titles[int(mine[np.argmax(similarity)])]} ({rater.label})")
-        return f"like {', '.join(picks)}" if picks else ""
+            picks.setdefault(self.titles[int(mine[np.argmax(similarity)])], []).append(rater.label)
+        if not picks:
+            return ""
+        if len(picks) == 1 and len(raters) > 1 and len(next(iter(picks.values()))) == len(raters):
+            who = "both" if len(raters) == 2 else "all"
+            return f"like {next(iter(picks))}, which {who} liked"
+        return "like " + ", ".join(f"{title} ({', '.join(who)})" for title, who in picks.items())
 
 
 def _names(column: pd.Series) -> list[list[str]]:

@@ -275,7 +275,7 @@ def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) 
         rank_by=request.rank_by,
     )
     raters = [
-        dataset_rater(dataset.ratings, u, str(user_id))
+        dataset_rater(dataset.ratings, u, f"user {user_id}")
         for u, user_id in zip(known, request.users, strict=True)
     ]
     raters += [Rater(p.label, p.movies, p.ratings) for p in people]
@@ -323,8 +323,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         )
         a, b = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
         raters = [
-            dataset_rater(dataset.ratings, a, str(request.users[0])),
-            dataset_rater(dataset.ratings, b, str(request.users[1])),
+            dataset_rater(dataset.ratings, a, f"user {request.users[0]}"),
+            dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
         ]
         frame = explain(frame, model, dataset, raters)
     console = Console(width=None if Console().is_terminal else UNWRAPPED_WIDTH)
