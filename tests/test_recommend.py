@@ -430,7 +430,8 @@ def test_cli_single_pair_writes_the_table(
     assert "top 4 for users 5 and 42" in proc.stdout
     written = pd.read_csv(out)
     expected = recommend(model, index, 5, 42, k=4, aggregate="min")
-    assert list(written.columns) == SINGLE_COLUMNS
+    assert list(written.columns) == [*SINGLE_COLUMNS, "reason"]
+    assert written["reason"].str.len().gt(0).all()
     assert written["movieId"].tolist() == expected["movieId"].tolist()
     np.testing.assert_allclose(written["pair_rating"], expected["pair_rating"], rtol=1e-6)
 

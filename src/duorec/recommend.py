@@ -1,5 +1,10 @@
 """`python -m duorec.recommend users=[A,B] k=10`: the films two people should watch together.
 
+`people=[alice.csv,bob.csv]` (or `users=[42] people=[me.csv]`) serves people who are not in
+the data from their ratings exports (`duorec.data.exports`): each file's match report is
+printed, then they are folded into a copy of the model (`duorec.foldin`). Every pick comes
+with a one-line reason (`duorec.reasons`), shown and written to the output file.
+
 The command line only: it checks the request (before any model is loaded, so a typo costs
 nothing), loads the checkpoint with its data, calls `duorec.serving` (where what is recommended
 and why is documented) and prints the table or writes the file. `pairs_file=PATH` with
@@ -9,6 +14,7 @@ and why is documented) and prints the table or writes the file. `pairs_file=PATH
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,24 +22,29 @@ from typing import Any
 import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoint
 from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
+from duorec.data.exports import PersonRatings, read_people
+from duorec.foldin import fold_in
 from duorec.io import atomic_path
+from duorec.reasons import Explainer, Rater, dataset_rater
 from duorec.report import UNWRAPPED_WIDTH
 from duorec.serving import (
     BATCH_COLUMNS,
     OUTPUT_EXTENSIONS,
     SINGLE_COLUMNS,
     ServingIndex,
+    as_user_id,
     check_output,
     check_pairs,
     check_request,
     recommend,
+    recommend_indices,
     recommend_many,
 )
 
@@ -105,7 +116,8 @@ def recommendations_table(frame: pd.DataFrame) -> Table:
     a, b = frame.attrs.get("user_a", "a"), frame.attrs.get("user_b", "b")
     how = frame.attrs.get("aggregate", "mean")
     source = "pair head" if frame.attrs.get("pair_head") else f"{how} of the two predictions"
-    table = Table(title=f"top {len(frame)} for users {a} and {b} (pair rating: {source})")
+    whom = f"users {a} and {b}" if all(isinstance(x, int) for x in (a, b)) else f"{a} and {b}"
+    table = Table(title=f"top {len(frame)} for {whom} (pair rating: {source})")
     for name, justify in (
         ("#", "right"),
         ("title", "left"),
@@ -113,8 +125,9 @@ def recommendations_table(frame: pd.DataFrame) -> Table:
         ("genres", "left"),
         ("IMDb", "right"),
         ("pair", "right"),
-        (f"user {a}", "right"),
-        (f"user {b}", "right"),
+        (_who(a), "right"),
+        (_who(b), "right"),
+        *((("why", "left"),) if "reason" in frame else ()),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in frame.itertuples(index=False):
@@ -127,8 +140,13 @@ def recommendations_table(frame: pd.DataFrame) -> Table:
             _fmt(row.pair_rating),
             _fmt(row.rating_a),
             _fmt(row.rating_b),
+            *((str(row.reason),) if "reason" in frame else ()),
         )
     return table
+
+
+def _who(label: Any) -> str:
+    return f"user {label}" if isinstance(label, int) else str(label)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -146,6 +164,7 @@ class Request:
     output: Path | None
     batch_size: int
     rank_by: str | None
+    people: list[Path] | None = None
 
 
 def parse_request(cfg: DictConfig) -> Request:
@@ -168,6 +187,11 @@ def parse_request(cfg: DictConfig) -> Request:
     )
     pairs_file = cfg.get("pairs_file")
     has_users = not OmegaConf.is_missing(cfg, "users") and cfg.get("users") is not None
+    people = cfg.get("people")
+    if people is not None:
+        if pairs_file:
+            raise UsageError("pass either people=[FILE,...] or pairs_file=PATH, not both")
+        return _people_request(people, cfg.users if has_users else [], common)
     if pairs_file:
         if has_users:
             raise UsageError("pass either users=[A,B] or pairs_file=PATH, not both")
@@ -184,6 +208,78 @@ def parse_request(cfg: DictConfig) -> Request:
         raise UsageError(f"users must be exactly two user ids, users=[A,B]; got {users}")
     ids = check_pairs([list(users)], single=True)[0].tolist()
     return Request(ids, None, *common)  # type: ignore[arg-type]
+
+
+def _people_request(people: Any, users: Any, common: tuple) -> Request:
+    """users=[...] people=[...]: two people in all, the files present (read after loading)."""
+    people = list(people) if isinstance(people, list | ListConfig) else [people]
+    users = list(users) if isinstance(users, list | ListConfig) else [users]
+    if len(people) + len(users) != 2:
+        raise UsageError(
+            f"a pair is two people: got {len(users)} user id(s) and {len(people)} file(s) "
+            "(users=[A] people=[FILE] or people=[FILE_A,FILE_B])"
+        )
+    paths = [Path(str(p)).expanduser() for p in people]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(path, "file not found")
+    ids = [as_user_id(u) for u in users]
+    if len(ids) == 2 and ids[0] == ids[1]:
+        raise UsageError(f"the two users are the same ({ids[0]}): a pair needs two people")
+    return Request(ids, None, *common, people=paths)  # type: ignore[arg-type]
+
+
+def read_or_report(paths: list[Path], dataset: Any) -> list[PersonRatings]:
+    """Each file's match report printed, even when another file fails; then one error line."""
+    people, errors = read_people(paths, dataset)
+    for person in people:
+        if person is not None:
+            print(person.report(), flush=True)
+    if errors:
+        first, *rest = errors
+        also = "".join(f"; also {err}" for err in rest)
+        raise DataError(first.path, f"{first.problem}{also}", line=first.line)
+    return [p for p in people if p is not None]
+
+
+def explain(frame: pd.DataFrame, model: Any, dataset: Any, raters: list[Rater]) -> pd.DataFrame:
+    """The frame with a `reason` column (`duorec.reasons`)."""
+    movies = pd.Index(dataset.catalog["movieId"].to_numpy()).get_indexer(frame["movieId"])
+    explainer = Explainer(dataset.catalog, dataset.rating_range, model.encode_movies())
+    frame = frame.copy()
+    frame["reason"] = explainer.explain(movies, raters)
+    return frame
+
+
+def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) -> pd.DataFrame:
+    """users + people: read and report the files, fold the people in, recommend, explain."""
+    assert request.people is not None and request.users is not None
+    people = read_or_report(request.people, dataset)
+    start = time.perf_counter()
+    folded = fold_in(model, dataset, people)
+    seconds = time.perf_counter() - start
+    print(f"folded in {len(people)} people in {seconds:.2f} s (the checkpoint is unchanged)")
+    known = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
+    users = known + folded.users.tolist()
+    labels: list[Any] = list(request.users) + [p.label for p in people]
+    if labels[0] == labels[-1] and len(labels) == 2:
+        labels = [f"{labels[0]} (1)", f"{labels[1]} (2)"]
+    frame = recommend_indices(
+        folded.model,
+        index.with_people(folded.seen),
+        users,
+        labels,
+        k=request.k,
+        aggregate=request.aggregate,
+        filters=request.filters,
+        rank_by=request.rank_by,
+    )
+    raters = [
+        dataset_rater(dataset.ratings, u, f"user {user_id}")
+        for u, user_id in zip(known, request.users, strict=True)
+    ]
+    raters += [Rater(p.label, p.movies, p.ratings) for p in people]
+    return explain(frame, model, dataset, raters)
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
@@ -213,15 +309,24 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         print(f"{len(pairs)} pairs, {len(frame)} recommendations: {request.output}")
         return frame
     assert request.users is not None
-    frame = recommend(
-        model,
-        index,
-        *request.users,
-        k=request.k,
-        aggregate=request.aggregate,
-        filters=request.filters,
-        rank_by=request.rank_by,
-    )
+    if request.people is not None:
+        frame = run_people(request, model, dataset, index)
+    else:
+        frame = recommend(
+            model,
+            index,
+            *request.users,
+            k=request.k,
+            aggregate=request.aggregate,
+            filters=request.filters,
+            rank_by=request.rank_by,
+        )
+        a, b = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
+        raters = [
+            dataset_rater(dataset.ratings, a, f"user {request.users[0]}"),
+            dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
+        ]
+        frame = explain(frame, model, dataset, raters)
     console = Console(width=None if Console().is_terminal else UNWRAPPED_WIDTH)
     console.print(recommendations_table(frame))
     if request.output is not None:

@@ -32,6 +32,7 @@ movies with the model's `score_grid` in movie chunks sized to stay in cache.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ import torch
 
 from duorec.aggregate import AGGREGATES, aggregate
 from duorec.cli import UsageError
-from duorec.csr import csr_from_pairs
+from duorec.csr import CSR, csr_from_pairs
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import individual_grid
@@ -227,6 +228,21 @@ class ServingIndex:
             "genres": _strings(catalog, "genres"),
             "imdb_rating": _floats(catalog, "imdb_rating", np.float32),  # 7.6, not 7.5999
         }
+
+    def with_people(self, seen: Sequence[np.ndarray]) -> ServingIndex:
+        """A copy that also knows people folded in after the data set's users
+        (`duorec.foldin.FoldIn.seen`): their seen movies at indices n_users, n_users + 1, ...
+
+        They have no user id: recommend for them by index (`recommend_indices`).
+        """
+        other = copy.copy(self)
+        rows = [np.asarray(s, dtype=np.int64) for s in seen]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        indptr = np.concatenate([self.seen.indptr, self.seen.indptr[-1] + np.cumsum(lengths)])
+        indices = np.concatenate([self.seen.indices.astype(np.int64), *rows])
+        other.seen = CSR(indptr, indices)
+        other.n_users = self.n_users + len(rows)
+        return other
 
     @cached_property
     def genres(self) -> tuple[list[str], np.ndarray]:
@@ -518,7 +534,42 @@ def recommend(
     """
     request = check_request(k, aggregate, [(user_a_id, user_b_id)], single=True, rank_by=rank_by)
     ids = request.pairs[0].tolist()  # type: ignore[index]
-    users = index.user_indices(request.pairs)  # type: ignore[arg-type]
+    users = index.user_indices(request.pairs)[0]  # type: ignore[arg-type]
+    return recommend_indices(
+        model,
+        index,
+        users,
+        ids,
+        k=request.k,
+        aggregate=request.aggregate,
+        filters=filters,
+        movie_vectors=movie_vectors,
+        rank_by=request.rank_by,
+        watch_vectors=watch_vectors,
+    )
+
+
+def recommend_indices(
+    model: PairRatingModule,
+    index: ServingIndex,
+    users: Sequence[int] | np.ndarray,
+    labels: Sequence[Any],
+    k: int = 10,
+    aggregate: str = "mean",
+    filters: Mapping[str, Any] | None = None,
+    movie_vectors: torch.Tensor | None = None,
+    rank_by: str | None = None,
+    watch_vectors: torch.Tensor | None = None,
+) -> pd.DataFrame:
+    """`recommend` for two user *indices* of `model` and `index`, shown as `labels`.
+
+    The way to serve people folded in (`duorec.foldin`), who have an index in the extended
+    model and index (`ServingIndex.with_people`) but no data set user id.
+    """
+    request = check_request(k, aggregate, rank_by=rank_by)
+    users = np.asarray(users, dtype=np.int64).reshape(1, 2)
+    if users[0, 0] == users[0, 1]:
+        raise UsageError(f"the two people are the same ({labels[0]}): a pair needs two people")
     scores = ModelScores(
         model,
         request.aggregate,
@@ -531,7 +582,7 @@ def recommend(
     found = best.movie[0] >= 0
     movies = best.movie[0][found]
     if len(movies) < request.k:
-        log.warning("only %d unseen movies qualify for users %s (k=%d)", len(movies), ids, k)
+        log.warning("only %d unseen movies qualify for %s (k=%d)", len(movies), list(labels), k)
     values = {
         "rank": np.arange(1, len(movies) + 1),
         "pair_rating": best.pair[0][found],
@@ -540,7 +591,9 @@ def recommend(
     }
     frame = _frame(index, movies, SINGLE_COLUMNS, values)
     how = request.aggregate
-    frame.attrs.update(user_a=ids[0], user_b=ids[1], aggregate=how, pair_head=how == model.target)
+    frame.attrs.update(
+        user_a=labels[0], user_b=labels[1], aggregate=how, pair_head=how == model.target
+    )
     return frame
 
 

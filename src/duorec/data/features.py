@@ -105,12 +105,15 @@ def _user_features(
     n_users: int,
     movie_genres: np.ndarray,
     genre_names: list[str],
+    count_reference: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     count = np.bincount(u, minlength=n_users).astype(np.float64)
     total = np.bincount(u, weights=r, minlength=n_users)
     mean = (total + SHRINK * mu) / (count + SHRINK)
     residual = r - mean[u]
-    columns = [mean - mu, _standardise(np.log1p(count))]
+    log_count = np.log1p(count)
+    scale = None if count_reference is None else np.log1p(count_reference)
+    columns = [mean - mu, _standardise(log_count, scale)]
     names = ["mean", "log_count"]
     share_cols, taste_cols = [], []
     for g in range(len(genre_names)):
@@ -122,6 +125,32 @@ def _user_features(
     names += [f"share:{g}" for g in genre_names] + [f"taste:{g}" for g in genre_names]
     block = np.column_stack(columns + share_cols + taste_cols).astype(np.float32)
     return block, names
+
+
+def user_features_for(
+    user: np.ndarray,
+    movie: np.ndarray,
+    rating: np.ndarray,
+    n_users: int,
+    catalog: pd.DataFrame,
+    global_mean: float,
+    train_counts: np.ndarray,
+) -> np.ndarray:
+    """User features of people who were not in training (fold-in), from their own ratings.
+
+    The same code as `fit_features`, so a new person's features mean what a training user's
+    did: shrunk mean and genre tastes around the train global mean, and the log count
+    standardised with the *training users'* counts (`train_counts`: train ratings per
+    training user, zeros included), not over the new people alone (one person would
+    always standardise to 0). For a training user's own train ratings it gives their row
+    of `fit_features`.
+    """
+    genres, names = genre_matrix(catalog["genres"], "|")
+    reference = np.asarray(train_counts, dtype=np.float64)
+    block, _ = _user_features(
+        user, movie, rating.astype(np.float64), global_mean, n_users, genres, names, reference
+    )
+    return block
 
 
 def _movie_numeric(catalog: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -141,9 +170,13 @@ def _movie_numeric(catalog: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(columns).astype(np.float32), names
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    """z-score ignoring NaN; a constant column becomes zeros rather than NaN."""
-    finite = x[np.isfinite(x)]
+def _standardise(x: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """z-score ignoring NaN; a constant column becomes zeros rather than NaN.
+
+    `reference`: take the mean and spread from these values instead of `x` (new users are
+    scaled as the training users were).
+    """
+    finite = x[np.isfinite(x)] if reference is None else reference[np.isfinite(reference)]
     if finite.size == 0:
         return np.zeros_like(x, dtype=np.float64)
     std = finite.std()

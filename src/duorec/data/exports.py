@@ -1,0 +1,366 @@
+"""A real person's ratings from the files they can export: IMDb, Letterboxd or a plain CSV.
+
+People who are not in the data set still have their taste written down somewhere. The format
+is recognised from the header alone (no flag to get wrong):
+
+* IMDb "Your ratings" export: ``Const,Your Rating,Date Rated,Title,[Original Title,]URL,
+  Title Type,...``. ``Const`` is the tconst, matched to the catalogue's ``tconst`` first and
+  by title + year when the data set has no IMDb link for it. Ratings 1-10. TV series, mini
+  series, episodes (and games, podcasts) are skipped and counted: the catalogue holds films.
+* Letterboxd ``ratings.csv``: ``Date,Name,Year,Letterboxd URI,Rating`` (0.5-5 stars), matched
+  by title + year. Letterboxd ``watched.csv`` (the same without Rating): seen, no rating.
+* A plain CSV: ``movieId`` or ``tconst`` or ``title`` + ``year``, and ``rating`` (already on
+  the data set's scale).
+
+Titles are matched with the project's one title key (`duorec.data.titles`), the same key the
+MovieLens <-> IMDb merge uses, against every name of a catalogue title (main and alternates):
+the exact year first (``title_year``), then one year off (``title_year_pm1``: release vs.
+festival year), a main title over an alternate, then the most rated movie.
+
+Ratings are mapped linearly from the source scale onto the data set's (1-10 -> 0.5-5 for
+MovieLens: 1 -> 0.5, 10 -> 5, so a 7 is 3.5), which keeps the ends and the spacing.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from duorec.data.errors import DataError
+from duorec.data.prepared import PreparedDataset
+from duorec.data.titles import normalise_titles, title_keys_frame
+
+FORMATS = ("imdb", "letterboxd_ratings", "letterboxd_watched", "plain")
+RULES = ("tconst", "movieId", "title_year", "title_year_pm1")
+# IMDb "Title Type" values that are not films, lower case without spaces or hyphens (exports
+# write "TV Series", "TV Mini Series"; older ones "tvSeries", "tvEpisode"): skipped, counted
+NOT_FILMS = {
+    "tvseries",
+    "tvminiseries",
+    "tvepisode",
+    "videogame",
+    "podcastseries",
+    "podcastepisode",
+}
+SOURCE_SCALE = {"imdb": (1.0, 10.0), "letterboxd_ratings": (0.5, 5.0)}
+EXPECTED = (
+    "expected an IMDb ratings export (Const,Your Rating,...), a Letterboxd ratings.csv or "
+    "watched.csv (Date,Name,Year,Letterboxd URI[,Rating]) or a CSV with movieId, tconst or "
+    "title+year and rating"
+)
+
+
+@dataclass
+class PersonRatings:
+    """One person's file matched to the catalogue: what they rated and everything they saw.
+
+    `movies`/`ratings`: movie indices and ratings on the data set's scale (one per movie, the
+    file's last row wins); `watched`: movies seen without a rating; `timestamps` (seconds,
+    0 when the file has no date) order the history bag newest first, as in training.
+    """
+
+    label: str
+    path: Path
+    format: str
+    movies: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    watched: np.ndarray
+    rows: int
+    matched: Counter = field(default_factory=Counter)  # rule -> movies
+    unmatched: list[str] = field(default_factory=list)
+    skipped: int = 0  # TV series / episodes
+
+    @property
+    def seen(self) -> np.ndarray:
+        """Every matched movie, rated or only watched: never recommended to this person."""
+        return np.union1d(self.movies, self.watched)
+
+    def report(self, limit: int = 10) -> str:
+        """'alice (IMDb ratings, alice.csv): 28 of 30 films matched (tconst 27, ...)'."""
+        films = self.rows - self.skipped
+        rules = ", ".join(f"{rule} {n}" for rule in RULES if (n := self.matched.get(rule)))
+        n_matched = sum(self.matched.values())
+        line = (
+            f"{self.label} ({FORMAT_NAMES[self.format]}, {self.path.name}): {n_matched} of "
+            f"{films} films matched" + (f" ({rules})" if rules else "")
+        )
+        if self.skipped:
+            line += f"; {self.skipped} TV series/episodes skipped"
+        if self.unmatched:
+            shown = "; ".join(self.unmatched[:limit])
+            more = f" and {len(self.unmatched) - limit} more" if len(self.unmatched) > limit else ""
+            line += f"\n  not in the data set: {shown}{more}"
+        return line
+
+
+FORMAT_NAMES = {
+    "imdb": "IMDb ratings",
+    "letterboxd_ratings": "Letterboxd ratings",
+    "letterboxd_watched": "Letterboxd watched",
+    "plain": "CSV",
+}
+
+
+# ---------------------------------------------------------------------------- the catalogue
+
+
+class CatalogMatcher:
+    """The catalogue's title keys, tconsts and movieIds, built once per data set."""
+
+    def __init__(self, dataset: PreparedDataset):
+        catalog = dataset.catalog.reset_index(drop=True)
+        self.name = dataset.manifest.get("name")
+        self.rating_range = dataset.rating_range
+        self.n_movies = len(catalog)
+        self.movie_ids = pd.Index(catalog["movieId"].to_numpy())
+        tconst = catalog["tconst"] if "tconst" in catalog else pd.Series([None] * len(catalog))
+        known = tconst.notna().to_numpy()
+        self.tconsts = pd.Series(np.flatnonzero(known), index=tconst[known].astype(str).to_numpy())
+        self.tconsts = self.tconsts[~self.tconsts.index.duplicated()]
+        keys = title_keys_frame(catalog["title"].astype(object))
+        popularity = np.bincount(dataset.ratings["movie"].to_numpy(), minlength=len(catalog))
+        keys["movie"] = keys["row"].astype(np.int64)
+        keys["year"] = pd.to_numeric(catalog["year"], errors="coerce").to_numpy()[keys["movie"]]
+        keys["votes"] = popularity[keys["movie"]]
+        self.keys = keys[["key", "movie", "year", "alternate", "votes"]]
+
+    def by_title(self, titles: pd.Series, years: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(movie index or -1, rule or None) per row, by title key + year (exact, then +-1).
+
+        `titles` may hold several names per row (a Series with a repeated index: IMDb's Title
+        and Original Title); a row's best candidate over all its names wins.
+        """
+        n = int(titles.index.max()) + 1 if len(titles) else 0
+        movie, rule = np.full(n, -1, dtype=np.int64), np.full(n, None, dtype=object)
+        if not n:
+            return movie, rule
+        asked = pd.DataFrame(
+            {
+                "row": titles.index.to_numpy(),
+                "key": normalise_titles(titles.astype("str")).to_numpy(),
+                "want": pd.to_numeric(years, errors="coerce").to_numpy(dtype=float),
+            }
+        ).dropna(subset=["key"])
+        cand = asked.merge(self.keys, on="key")
+        cand["off"] = (cand["year"] - cand["want"]).abs()
+        cand = cand[cand["off"] <= 1]
+        if cand.empty:
+            return movie, rule
+        cand = cand.sort_values(
+            ["row", "off", "alternate", "votes", "movie"], ascending=[True, True, True, False, True]
+        ).drop_duplicates("row")
+        rows = cand["row"].to_numpy(dtype=np.int64)
+        movie[rows] = cand["movie"].to_numpy()
+        rule[rows] = np.where(cand["off"].to_numpy() == 0, "title_year", "title_year_pm1")
+        return movie, rule
+
+    def by_tconst(self, values: pd.Series) -> np.ndarray:
+        found = self.tconsts.reindex(values.astype(str).str.strip().to_numpy())
+        return found.fillna(-1).to_numpy(dtype=np.int64)
+
+    def by_movie_id(self, values: np.ndarray) -> np.ndarray:
+        return self.movie_ids.get_indexer(values).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def detect_format(columns: list[str]) -> str | None:
+    """The export format a header says, or None: see the module docstring."""
+    have = {c.strip().lower() for c in columns}
+    if {"const", "your rating"} <= have:
+        return "imdb"
+    if {"name", "year", "letterboxd uri"} <= have:
+        return "letterboxd_ratings" if "rating" in have else "letterboxd_watched"
+    if "rating" in have and ({"movieid", "tconst"} & have or {"title", "year"} <= have):
+        return "plain"
+    return None
+
+
+def read_person(
+    path: str | Path, matcher: CatalogMatcher, label: str | None = None
+) -> PersonRatings:
+    """Read one export file and match it to the catalogue; a one-line DataError otherwise.
+
+    Errors name the file (and the line of a bad rating): missing, empty, an unknown header,
+    a rating outside the format's scale, no rows, or not one movie found in the data set.
+    """
+    path = Path(str(path)).expanduser()
+    label = label or path.stem
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    if not path.read_bytes().strip():
+        raise DataError(path, f"empty file: {EXPECTED}")
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL
+        )
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot read it as CSV: {err}".splitlines()[0]) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    kind = detect_format(list(frame.columns))
+    if kind is None:
+        raise DataError(path, f"unrecognised header {','.join(frame.columns)!r}: {EXPECTED}")
+    if frame.empty:
+        raise DataError(path, "no movies (the file has a header and no rows)")
+    column = {c.lower(): c for c in frame.columns}
+    person = _match(frame, column, kind, matcher, path)
+    person.label = label
+    n_matched = sum(person.matched.values())
+    if not n_matched:
+        shown = "; ".join(person.unmatched[:3]) or "none"
+        raise DataError(
+            path,
+            f"none of its {person.rows - person.skipped} films is in the data set "
+            f"{matcher.name!r} (e.g. {shown})",
+        )
+    return person
+
+
+def _match(
+    frame: pd.DataFrame, column: dict[str, str], kind: str, matcher: CatalogMatcher, path: Path
+) -> PersonRatings:
+    n = len(frame)
+
+    def get(name: str) -> pd.Series:
+        return frame[column[name]] if name in column else pd.Series([""] * n)
+
+    skipped = np.zeros(n, dtype=bool)
+    if kind == "imdb" and "title type" in column:
+        kind_of = get("title type").str.lower().str.replace(r"[\s-]+", "", regex=True)
+        skipped = kind_of.isin(NOT_FILMS).to_numpy()
+    movie = np.full(n, -1, dtype=np.int64)
+    rule = np.full(n, None, dtype=object)
+    # identifiers first: an exact id beats a title
+    if kind == "imdb" or (kind == "plain" and "tconst" in column):
+        found = matcher.by_tconst(get("const" if kind == "imdb" else "tconst"))
+        movie, rule = found, np.where(found >= 0, "tconst", None)
+    elif kind == "plain" and "movieid" in column:
+        ids = pd.to_numeric(get("movieid"), errors="coerce")
+        bad = ids.isna() | (ids != ids.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                path, f"movieId {get('movieid').iloc[row]!r} is not an integer", line=row + 2
+            )
+        movie = matcher.by_movie_id(ids.to_numpy(dtype=np.int64))
+        rule = np.where(movie >= 0, "movieId", None)
+    title_col = {"imdb": "title", "plain": "title"}.get(kind, "name")
+    if title_col in column and "year" in column:
+        todo = (movie < 0) & ~skipped
+        names = [get(title_col)]
+        if kind == "imdb" and "original title" in column:
+            names.append(get("original title"))
+        titles = pd.concat([s[todo] for s in names])
+        titles = titles[titles.str.strip() != ""]
+        years = get("year").reindex(titles.index)
+        found, how = matcher.by_title(titles, years)
+        found = np.pad(found, (0, n - len(found)), constant_values=-1)
+        how = np.pad(how, (0, n - len(how)), constant_values=None)
+        movie = np.where(todo & (found >= 0), found, movie)
+        rule = np.where(todo & (found >= 0), how, rule)
+    movie[skipped] = -1
+
+    rated = kind != "letterboxd_watched"
+    ratings = np.full(n, np.nan)
+    if rated:
+        ratings = _ratings(get("your rating" if kind == "imdb" else "rating"), kind, matcher, path)
+    dates = get("date rated" if kind == "imdb" else "date")
+    when = pd.to_datetime(dates, errors="coerce", format="mixed")
+    seconds = (when.astype("int64") // 10**9).where(when.notna(), 0).to_numpy(dtype=np.int64)
+
+    ok = movie >= 0
+    has_rating = ok & ~np.isnan(ratings)
+    # one rating per movie, the file's last
+    order = np.flatnonzero(has_rating)
+    last = pd.Series(order, index=movie[order]).groupby(level=0).last().to_numpy(dtype=np.int64)
+    watched = np.setdiff1d(movie[ok & np.isnan(ratings)], movie[last])
+    unmatched = [_describe(frame, column, kind, i) for i in np.flatnonzero(~ok & ~skipped)]
+    matched = Counter(rule[np.flatnonzero(ok)][_first_of_each(movie[ok])].tolist())
+    return PersonRatings(
+        label="",
+        path=path,
+        format=kind,
+        movies=movie[last],
+        ratings=ratings[last].astype(np.float32),
+        timestamps=seconds[last],
+        watched=watched.astype(np.int64),
+        rows=n,
+        matched=matched,
+        unmatched=unmatched,
+        skipped=int(skipped.sum()),
+    )
+
+
+def _first_of_each(values: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each value (a movie listed twice counts once)."""
+    return np.sort(np.unique(values, return_index=True)[1])
+
+
+def _ratings(values: pd.Series, kind: str, matcher: CatalogMatcher, path: Path) -> np.ndarray:
+    """Ratings on the data set's scale; a DataError naming the line of the first bad one.
+
+    An empty rating cell (a Letterboxd film logged without stars) is NaN: seen, not rated.
+    """
+    text = values.str.strip()
+    number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    low, high = SOURCE_SCALE.get(kind, matcher.rating_range)
+    bad = (text != "") & (np.isnan(number) | (number < low) | (number > high))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            path,
+            f"rating {values.iloc[row]!r} out of range: this file's ratings go from "
+            f"{low:g} to {high:g}",
+            line=row + 2,
+        )
+    lo, hi = matcher.rating_range
+    return lo + (number - low) * (hi - lo) / (high - low)
+
+
+def _describe(frame: pd.DataFrame, column: dict[str, str], kind: str, row: int) -> str:
+    """How an unmatched row is listed: 'Title (Year)', else its id."""
+    values = {k: str(frame[c].iloc[row]).strip() for k, c in column.items()}
+    title = values.get("name") or values.get("title")
+    if title:
+        year = values.get("year")
+        return f"{title} ({year})" if year else title
+    return values.get("const") or values.get("tconst") or f"movieId {values.get('movieid')}"
+
+
+def read_people(
+    paths: list[str | Path], dataset: PreparedDataset
+) -> tuple[list[PersonRatings | None], list[DataError]]:
+    """Every file read, even after one fails: (a person or None per path, the errors).
+
+    A caller reports the people it could read before refusing the request, so fixing one
+    file does not reveal a problem with the other only on the next run.
+    """
+    matcher = CatalogMatcher(dataset)
+    people: list[PersonRatings | None] = []
+    errors: list[DataError] = []
+    labels = _labels([Path(str(p)).expanduser() for p in paths])
+    for path, label in zip(paths, labels, strict=True):
+        try:
+            people.append(read_person(path, matcher, label))
+        except DataError as err:
+            people.append(None)
+            errors.append(err)
+    return people, errors
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """File stems, or the whole name (then the parent folder) where two stems are the same."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{p.parent.name}/{p.name}" for p in paths]

@@ -1,0 +1,210 @@
+"""A person's ratings from their own export files, matched to a small MovieLens-style catalogue.
+
+The files are written here in the real formats (both IMDb header variants, Letterboxd
+ratings.csv and watched.csv, plain CSV), with the oddities real exports have: titles with
+commas in quotes, accents, TV series and episodes, films the data set does not hold.
+"""
+
+# ruff: noqa: E501 (the export files are quoted verbatim, one long CSV row per line)
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from duorec.data.errors import DataError
+from duorec.data.exports import CatalogMatcher, read_people, read_person
+from duorec.data.features import Features
+from duorec.data.prepared import PreparedDataset
+
+# MovieLens writes "Matrix, The" and alternates in parentheses; the exports write "The Matrix"
+CATALOG = [
+    (1, "Matrix, The", 1999, "Action|Sci-Fi", "tt0133093"),
+    (2, "Amelie (Fabuleux destin d'Amélie Poulain, Le)", 2001, "Comedy|Romance", "tt0211915"),
+    (3, "O Brother, Where Art Thou?", 2000, "Adventure|Comedy", "tt0190590"),
+    (4, "Léon: The Professional (a.k.a. The Professional) (Léon)", 1994, "Crime", "tt0110413"),
+    (5, "Toy Story", 1995, "Animation|Children", "tt0114709"),
+    (6, "Seven (a.k.a. Se7en)", 1995, "Crime|Thriller", "tt0114369"),
+    (7, "Shining, The", 1980, "Horror", None),  # no IMDb link: only its title can match
+    (8, "Godfather, The", 1972, "Crime|Drama", "tt0068646"),
+]
+
+
+def small_dataset() -> PreparedDataset:
+    catalog = pd.DataFrame(CATALOG, columns=["movieId", "title", "year", "genres", "tconst"])
+    catalog["tconst"] = catalog["tconst"].astype("string")
+    ratings = pd.DataFrame(
+        {
+            "user": np.array([0, 0, 1], dtype=np.int32),
+            "movie": np.array([0, 1, 2], dtype=np.int32),
+            "rating": np.array([4.0, 3.0, 5.0], dtype=np.float32),
+            "timestamp": np.zeros(3, dtype=np.int64),
+            "split": np.zeros(3, dtype=np.int8),
+        }
+    )
+    empty = np.zeros((2, 0), dtype=np.float32)
+    features = Features(
+        empty, [], np.zeros((8, 0), np.float32), [], np.zeros(9, np.int64), np.zeros(0), [], 4.0
+    )
+    manifest = {"name": "hand-made", "rating_range": [0.5, 5.0]}
+    return PreparedDataset(ratings, np.array([10, 11]), catalog, features, manifest)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> CatalogMatcher:
+    return CatalogMatcher(small_dataset())
+
+
+IMDB_NEW = """\
+Const,Your Rating,Date Rated,Title,Original Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,Num Votes,Release Date,Directors
+tt0133093,10,2023-01-14,The Matrix,The Matrix,https://www.imdb.com/title/tt0133093/,Movie,8.7,136,1999,"Action, Sci-Fi",2100000,1999-03-31,"Lana Wachowski, Lilly Wachowski"
+tt0211915,7,2023-01-15,Amélie,Le fabuleux destin d'Amélie Poulain,https://www.imdb.com/title/tt0211915/,Movie,8.3,122,2001,"Comedy, Romance",800000,2001-04-25,Jean-Pierre Jeunet
+tt0903747,10,2023-01-16,Breaking Bad,Breaking Bad,https://www.imdb.com/title/tt0903747/,TV Series,9.5,49,2008,"Crime, Drama",2100000,2008-01-20,
+tt0081505,1,2023-01-17,The Shining,The Shining,https://www.imdb.com/title/tt0081505/,Movie,8.4,146,1980,"Drama, Horror",1100000,1980-05-23,Stanley Kubrick
+tt9999998,6,2023-01-18,"Snow, Rain, and Other Weather",,https://www.imdb.com/title/tt9999998/,Movie,6.1,95,2024,Drama,1200,2024-03-01,Nobody Known
+tt0114369,9,2023-01-19,Se7en,Se7en,https://www.imdb.com/title/tt0114369/,Movie,8.6,127,1995,"Crime, Drama, Mystery",1800000,1995-09-22,David Fincher
+"""
+
+IMDB_OLD = """\
+Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,Num Votes,Release Date,Directors
+tt9000001,8,2019-05-04,"O Brother, Where Art Thou?",https://www.imdb.com/title/tt9000001/,movie,7.7,107,2000,"Adventure, Comedy, Crime",320000,2000-12-22,"Joel Coen, Ethan Coen"
+tt9000002,9,2019-05-05,Léon: The Professional,https://www.imdb.com/title/tt9000002/,movie,8.5,110,1995,"Action, Crime",1200000,1994-09-14,Luc Besson
+tt0959621,10,2019-05-06,Pilot,https://www.imdb.com/title/tt0959621/,tvEpisode,8.2,58,2008,"Crime, Drama",40000,2008-01-20,Vince Gilligan
+tt0068646,10,2019-05-07,The Godfather,https://www.imdb.com/title/tt0068646/,movie,9.2,175,1972,"Crime, Drama",2000000,1972-03-24,Francis Ford Coppola
+"""
+
+LETTERBOXD_RATINGS = """\
+Date,Name,Year,Letterboxd URI,Rating
+2022-11-02,Toy Story,1995,https://boxd.it/2a1m,4.5
+2022-12-03,"O Brother, Where Art Thou?",2000,https://boxd.it/2a7k,4
+2023-01-07,The Matrix,1999,https://boxd.it/2a2k,0.5
+2023-01-08,Not A Real Film,2010,https://boxd.it/zzzz,2
+"""
+
+LETTERBOXD_WATCHED = """\
+Date,Name,Year,Letterboxd URI
+2022-10-01,The Godfather,1972,https://boxd.it/2aAa
+2022-10-02,Amélie,2001,https://boxd.it/2aHu
+2022-10-03,Nope,1999,https://boxd.it/zz1
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def movie_ids(person, which: str = "movies") -> list[int]:
+    return sorted(int(CATALOG[m][0]) for m in getattr(person, which))
+
+
+def test_imdb_export_with_original_title(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    person = read_person(write(tmp_path, "alice.csv", IMDB_NEW), matcher)
+    assert person.format == "imdb" and person.label == "alice"
+    assert (person.rows, person.skipped) == (6, 1)  # Breaking Bad is a TV series
+    # The Shining's tconst is not linked in the data set: its title and year find it
+    assert dict(person.matched) == {"tconst": 3, "title_year": 1}
+    assert person.unmatched == ["Snow, Rain, and Other Weather (2024)"]
+    assert movie_ids(person) == [1, 2, 6, 7]
+    # 1..10 onto 0.5..5: 10 -> 5, 7 -> 3.5, 1 -> 0.5
+    by_id = {CATALOG[m][0]: float(r) for m, r in zip(person.movies, person.ratings, strict=True)}
+    assert by_id == {1: 5.0, 2: 3.5, 7: 0.5, 6: 4.5}
+    assert "4 of 5 films matched" in person.report()
+    assert "1 TV series/episodes skipped" in person.report()
+
+
+def test_imdb_export_without_original_title(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    person = read_person(write(tmp_path, "bob.csv", IMDB_OLD), matcher)
+    assert (person.rows, person.skipped) == (4, 1)  # the tvEpisode
+    # unknown tconsts fall back to the title: a quoted title with a comma, and a festival
+    # year one off the MovieLens year
+    assert dict(person.matched) == {"tconst": 1, "title_year": 1, "title_year_pm1": 1}
+    assert person.unmatched == []
+    assert movie_ids(person) == [3, 4, 8]
+
+
+def test_letterboxd_ratings_and_watched(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    rated = read_person(write(tmp_path, "ratings.csv", LETTERBOXD_RATINGS), matcher)
+    assert rated.format == "letterboxd_ratings"
+    assert dict(rated.matched) == {"title_year": 3}
+    assert rated.unmatched == ["Not A Real Film (2010)"]
+    assert movie_ids(rated) == [1, 3, 5]
+    assert sorted(rated.ratings.tolist()) == [0.5, 4.0, 4.5]  # stars are the data set's scale
+
+    watched = read_person(write(tmp_path, "watched.csv", LETTERBOXD_WATCHED), matcher)
+    assert watched.format == "letterboxd_watched"
+    assert dict(watched.matched) == {"title_year": 2}
+    assert watched.unmatched == ["Nope (1999)"]
+    assert len(watched.movies) == 0  # seen, never rated
+    assert movie_ids(watched, "watched") == [2, 8]
+    assert sorted(CATALOG[m][0] for m in watched.seen) == [2, 8]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "ids"),
+    [
+        ("movieId,rating\n1,4\n5,3.5\n99,2\n", "movieId", [1, 5]),
+        ("tconst,rating\ntt0133093,4\ntt0114709,3.5\ntt0000001,2\n", "tconst", [1, 5]),
+        ('title,year,rating\n"Matrix, The",1999,4\nToy Story,1995,3.5\nNope,2001,2\n',
+         "title_year", [1, 5]),
+    ],
+)  # fmt: skip
+def test_plain_csv(
+    tmp_path: Path, matcher: CatalogMatcher, text: str, rule: str, ids: list[int]
+) -> None:
+    person = read_person(write(tmp_path, "me.csv", text), matcher)
+    assert person.format == "plain"
+    assert dict(person.matched) == {rule: 2}
+    assert len(person.unmatched) == 1
+    assert movie_ids(person) == ids
+    assert sorted(person.ratings.tolist()) == [3.5, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("", ["empty file"]),
+        ("\n\n", ["empty file"]),
+        ("foo,bar\n1,2\n", ["unrecognised header 'foo,bar'", "IMDb", "Letterboxd"]),
+        ("Const,Your Rating,Title,Year\ntt0133093,9,The Matrix,1999\ntt0114369,11,Se7en,1995\n",
+         ["line 3", "rating '11' out of range", "1 to 10"]),
+        ("movieId,rating\n1,4\n5,7\n", ["line 3", "rating '7' out of range", "0.5 to 5"]),
+        ("Date,Name,Year,Letterboxd URI,Rating\n2022-01-01,Toy Story,1995,x,five\n",
+         ["line 2", "rating 'five'"]),
+        ("movieId,rating\n", ["no movies"]),
+        ("title,year,rating\nNope,2001,3\nNot Either,1990,4\n",
+         ["none of its 2 films is in the data set 'hand-made'", "Nope (2001)"]),
+    ],
+)  # fmt: skip
+def test_bad_files_are_one_line_errors_naming_the_file(
+    tmp_path: Path, matcher: CatalogMatcher, text: str, fragments: list[str]
+) -> None:
+    path = write(tmp_path, "bad.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_person(path, matcher)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_every_file_is_read_even_after_a_bad_one(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.csv", "foo,bar\n")
+    good = write(tmp_path, "good.csv", LETTERBOXD_RATINGS)
+    people, errors = read_people([bad, good], small_dataset())
+    assert people[0] is None and people[1] is not None
+    assert sum(people[1].matched.values()) == 3
+    assert [e.path for e in errors] == [str(bad)]
+
+
+def test_a_movie_listed_twice_counts_once_with_its_last_rating(
+    tmp_path: Path, matcher: CatalogMatcher
+) -> None:
+    person = read_person(write(tmp_path, "me.csv", "movieId,rating\n1,2\n1,4.5\n5,3\n"), matcher)
+    assert dict(person.matched) == {"movieId": 2}
+    ratings = {CATALOG[m][0]: float(r) for m, r in zip(person.movies, person.ratings, strict=True)}
+    assert ratings == {1: 4.5, 5: 3.0}

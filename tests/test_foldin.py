@@ -1,0 +1,316 @@
+"""Fold-in: people the model never saw, scored from their ratings, the trained model untouched.
+
+Uses the tiny model trained once per session (`test_recommend.trained_run`) on synthetic
+data whose ratings carry planted genre tastes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import model_kwargs
+from test_recommend import assert_one_line_error, run_cli, trained_run
+from test_train import tiny_train_cfg
+
+from duorec.checkpoint import best_in_run, load_checkpoint
+from duorec.cli import UsageError
+from duorec.data.features import user_features_for
+from duorec.data.prepared import PreparedDataset
+from duorec.foldin import Person, fold_in
+from duorec.model.base import PairRatingModule
+from duorec.model.factorization import FactorizationModule
+from duorec.model.fusion import individual_grid
+from duorec.model.module import DuoModule
+from duorec.serving import ServingIndex, recommend_indices
+from duorec.train import train
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Path:
+    path = best_in_run(trained_run(tmp_path_factory, tiny_cache))
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(ckpt: Path, tiny_cache: Path) -> tuple[DuoModule, PreparedDataset]:
+    return load_checkpoint(ckpt, tiny_cache)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def by_features(
+    tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path
+) -> tuple[DuoModule, PreparedDataset]:
+    """A tiny model that reads users by their features alone (no ids), trained to learn them.
+
+    The shared 2-epoch model has not yet learned what the genre tastes mean (its trained
+    users' predicted genre preferences barely vary), so it cannot show that a new person's
+    tastes are read; 6 epochs without ids or dropout can (~10 s).
+    """
+    root = tmp_path_factory.mktemp("by_features")
+    cfg = tiny_train_cfg(
+        root,
+        tiny_cache,
+        "trainer.max_epochs=6",
+        "optim.lr=3e-3",
+        "model.dropout=0.0",
+        "model.use_ids=false",
+    )
+    train(cfg)
+    path = best_in_run(root / "run")
+    assert path is not None
+    return load_checkpoint(path, tiny_cache)  # type: ignore[return-value]
+
+
+def predictions(model: PairRatingModule, users: np.ndarray) -> np.ndarray:
+    """Individual predicted ratings (stars) of users [U] for every movie -> [U, n_movies]."""
+    with torch.no_grad():
+        vectors = model.user_vectors(torch.as_tensor(users))
+        return model.unscale(individual_grid(vectors, model.encode_movies())).numpy()
+
+
+def genre_people(dataset: PreparedDataset, genre: str) -> tuple[Person, Person, np.ndarray]:
+    """A lover and a hater of `genre` rating the same 30 movies; the genre's mask."""
+    in_genre = dataset.catalog["genres"].str.contains(genre).to_numpy()
+    rng = np.random.default_rng(0)
+    rated = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(in_genre), 15, replace=False),
+            rng.choice(np.flatnonzero(~in_genre), 15, replace=False),
+        ]
+    )
+    love = np.where(in_genre[rated], 5.0, 1.5)
+    hate = np.where(in_genre[rated], 1.5, 5.0)
+    return Person(rated, love), Person(rated, hate), in_genre
+
+
+def test_a_new_persons_features_are_computed_as_in_training(loaded) -> None:
+    """The fold-in features of every training user's train ratings are their training row."""
+    _, dataset = loaded
+    train = dataset.split("train")
+    user = train["user"].to_numpy()
+    features = user_features_for(
+        user,
+        train["movie"].to_numpy(),
+        train["rating"].to_numpy(),
+        dataset.n_users,
+        dataset.catalog,
+        dataset.features.global_mean,
+        np.bincount(user, minlength=dataset.n_users),
+    )
+    np.testing.assert_allclose(features, dataset.features.user, atol=1e-6)
+
+
+@pytest.mark.parametrize(("genre", "margin"), [("Drama", 0.05), ("Comedy", 0.0)])
+def test_a_genre_lover_is_predicted_to_like_the_genre_more_than_a_hater(
+    by_features, genre: str, margin: float
+) -> None:
+    """Same movies, same mean rating, opposite tastes: the unrated movies of the genre are
+    predicted relatively higher for the lover (the synthetic ratings plant genre tastes)."""
+    model, dataset = by_features
+    lover, hater, in_genre = genre_people(dataset, genre)
+    folded = fold_in(model, dataset, [lover, hater])
+    scores = predictions(folded.model, folded.users)
+    unrated = np.ones(dataset.n_movies, dtype=bool)
+    unrated[lover.movies] = False
+    gap = scores[:, unrated & in_genre].mean(1) - scores[:, unrated & ~in_genre].mean(1)
+    assert gap[0] > gap[1] + margin, gap
+
+
+def test_fold_in_changes_neither_the_checkpoint_nor_the_model(loaded, ckpt: Path) -> None:
+    model, dataset = loaded
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lover, hater, _ = genre_people(dataset, "Drama")
+    folded = fold_in(model, dataset, [lover, hater])
+    index = ServingIndex(dataset).with_people(folded.seen)
+    recommend_indices(folded.model, index, folded.users, ["a", "b"], k=5)
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert model.user_tower.embedding.num_embeddings == dataset.n_users
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == digest
+    # the copy knows everyone: the data set's users, predicted exactly as before
+    assert folded.users.tolist() == [dataset.n_users, dataset.n_users + 1]
+    known = np.arange(dataset.n_users)
+    np.testing.assert_array_equal(predictions(folded.model, known), predictions(model, known))
+
+
+def test_folded_people_are_never_offered_what_they_rated_or_watched(loaded) -> None:
+    model, dataset = loaded
+    lover, hater, in_genre = genre_people(dataset, "Drama")
+    watched = np.setdiff1d(np.flatnonzero(in_genre), lover.movies)[:5]
+    hater = Person(hater.movies[:20], hater.ratings[:20], watched=watched)
+    folded = fold_in(model, dataset, [lover, hater])
+    index = ServingIndex(dataset).with_people(folded.seen)
+    everything = recommend_indices(
+        folded.model, index, folded.users, ["a", "b"], k=dataset.n_movies
+    )
+    seen = np.union1d(lover.movies, np.union1d(hater.movies, watched))
+    expected = set(dataset.catalog["movieId"].to_numpy()[np.setdiff1d(np.arange(120), seen)])
+    assert set(everything["movieId"]) == expected
+
+
+def test_a_data_set_user_and_a_folded_person_make_a_pair(loaded) -> None:
+    model, dataset = loaded
+    lover, _, _ = genre_people(dataset, "Drama")
+    folded = fold_in(model, dataset, [lover])
+    index = ServingIndex(dataset).with_people(folded.seen)
+    user = dataset.user_index(5)
+    top = recommend_indices(folded.model, index, [user, folded.users[0]], [5, "me"], k=10)
+    rated = dataset.ratings[dataset.ratings["user"] == user]["movie"].to_numpy()
+    movies = pd.Index(dataset.catalog["movieId"]).get_indexer(top["movieId"])
+    assert len(top) == 10 and not set(movies) & (set(rated) | set(lover.movies))
+
+
+def test_a_training_user_folded_in_again_keeps_their_taste(loaded) -> None:
+    """Refolding a user's own train ratings lands near the user the model trained."""
+    model, dataset = loaded
+    train = dataset.split("train")
+    users = [3, 17, 30]
+    people = [
+        Person(train["movie"].to_numpy()[mine], train["rating"].to_numpy()[mine])
+        for mine in (train["user"].to_numpy() == u for u in users)
+    ]
+    folded = fold_in(model, dataset, people)
+    again, trained = predictions(folded.model, folded.users), predictions(model, np.array(users))
+    for i in range(len(users)):
+        others = [np.corrcoef(again[i], trained[j])[0, 1] for j in range(len(users)) if j != i]
+        assert np.corrcoef(again[i], trained[i])[0, 1] > max(others)
+
+
+def test_a_factorisation_model_folds_in_in_closed_form(loaded) -> None:
+    _, dataset = loaded
+    torch.manual_seed(0)
+    model = FactorizationModule.from_dataset(dataset, **model_kwargs("mf", k=8, init_std=0.3))
+    model.eval()
+    movies = np.arange(0, 120, 4)
+    fan, critic = Person(movies, np.full(len(movies), 5.0)), Person(movies, np.full(30, 1.0))
+    folded = fold_in(model, dataset, [fan, critic])
+    scores = predictions(folded.model, folded.users)
+    assert (scores[0] >= scores[1]).all() and scores[0].mean() > scores[1].mean() + 1
+    assert model.users.num_embeddings == dataset.n_users
+
+
+def test_a_model_without_fold_in_is_refused_in_one_line(loaded) -> None:
+    _, dataset = loaded
+    other = PairRatingModule((0.5, 5.0), "mean", 1.0, 1.0, None, None)
+    with pytest.raises(UsageError, match="fold-in is not available for PairRatingModule"):
+        fold_in(other, dataset, [Person(np.array([1]), np.array([4.0]))])
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def export_files(dataset: PreparedDataset, tmp_path: Path) -> tuple[Path, Path, set[int]]:
+    """An IMDb export (by tconst, with a TV series and an unknown film), a plain CSV, and
+    the movieIds of the films in the two."""
+    catalog = dataset.catalog
+    linked = np.flatnonzero(catalog["tconst"].notna().to_numpy())[:12]
+    rows = [
+        f'{catalog["tconst"].iloc[m]},{7 + m % 4},2024-01-{1 + i:02d},"{catalog["title"].iloc[m]}",'
+        f"https://www.imdb.com/title/{catalog['tconst'].iloc[m]}/,Movie,7.0,100,"
+        f"{int(catalog['year'].iloc[m])},Drama,1000,2000-01-01,Someone"
+        for i, m in enumerate(linked)
+    ]
+    rows.append("tt0903747,10,2024-02-01,Breaking Bad,https://x/,TV Series,9.5,49,2008,Drama,1,,")
+    rows.append('tt9999999,3,2024-02-02,"Not, Here",https://x/,Movie,5.0,90,2019,Drama,1,,')
+    header = (
+        "Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,"
+        "Genres,Num Votes,Release Date,Directors"
+    )
+    imdb = tmp_path / "ann.csv"
+    imdb.write_text("\n".join([header, *rows]) + "\n")
+    plain = tmp_path / "ben.csv"
+    ids = catalog["movieId"].to_numpy()[60:80]
+    pd.DataFrame({"movieId": [*ids, 999999], "rating": [4.0] * 10 + [2.0] * 10 + [3.0]}).to_csv(
+        plain, index=False
+    )
+    return imdb, plain, set(catalog["movieId"].to_numpy()[linked]) | set(ids)
+
+
+def test_cli_recommends_for_two_export_files(
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    _, dataset = loaded
+    imdb, plain, seen = export_files(dataset, tmp_path)
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    out = tmp_path / "top.csv"
+    proc = run_cli(
+        "duorec.recommend",
+        tmp_path,
+        tiny_cache,
+        f"ckpt_path={ckpt}",
+        f"people=[{imdb},{plain}]",
+        "k=5",
+        f"output={out}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ann (IMDb ratings, ann.csv): 12 of 13 films matched (tconst 12); 1 TV" in proc.stdout
+    assert "not in the data set: Not, Here (2019)" in proc.stdout
+    assert "ben (CSV, ben.csv): 20 of 21 films matched (movieId 20)" in proc.stdout
+    assert "top 5 for ann and ben" in proc.stdout
+    written = pd.read_csv(out)
+    assert len(written) == 5 and written["reason"].str.len().gt(0).all()
+    assert not seen & set(written["movieId"])
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == digest
+
+
+def test_cli_mixes_a_data_set_user_and_a_file(loaded, ckpt: Path, tiny_cache: Path, tmp_path):
+    _, dataset = loaded
+    _, plain, _ = export_files(dataset, tmp_path)
+    out = tmp_path / "top.csv"
+    args = [f"ckpt_path={ckpt}", "users=[5]", f"people=[{plain}]", "k=4", f"output={out}"]
+    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "top 4 for 5 and ben" in proc.stdout
+    user = dataset.user_index(5)
+    rated = dataset.ratings[dataset.ratings["user"] == user]["movie"].to_numpy()
+    rated_ids = set(dataset.catalog["movieId"].to_numpy()[rated])
+    assert not (rated_ids | set(pd.read_csv(plain)["movieId"])) & set(pd.read_csv(out)["movieId"])
+
+
+def test_cli_bad_file_is_one_line_and_the_other_is_still_reported(
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    _, dataset = loaded
+    _, plain, _ = export_files(dataset, tmp_path)
+    bad = tmp_path / "cat.csv"
+    bad.write_text("")
+    proc = run_cli(
+        "duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", f"people=[{bad},{plain}]"
+    )
+    assert_one_line_error(proc, "duorec.recommend: error:", str(bad), "empty file")
+    assert "ben (CSV, ben.csv): 20 of 21 films matched" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["people=[a.csv]"], ["a pair is two people: got 0 user id(s) and 1 file(s)"]),
+        (["users=[1,2]", "people=[a.csv]"], ["a pair is two people"]),
+        (["people=[nowhere.csv,a.csv]"], ["nowhere.csv", "file not found"]),
+    ],
+)
+def test_cli_people_requests_are_checked(
+    ckpt: Path, tiny_cache: Path, tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    (tmp_path / "a.csv").write_text("movieId,rating\n1,4\n")
+    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
+    assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
+
+
+def test_people_folded_together_get_the_vectors_they_get_alone(loaded) -> None:
+    """Evaluation folds in many held-out users per call: batching must not couple them."""
+    model, dataset = loaded
+    lover, hater, _ = genre_people(dataset, "Drama")
+    hater = Person(hater.movies[:12], hater.ratings[:12])
+    together = fold_in(model, dataset, [lover, hater]).vectors
+    alone = torch.cat([fold_in(model, dataset, [p]).vectors for p in (lover, hater)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
