@@ -314,3 +314,21 @@ def test_people_folded_together_get_the_vectors_they_get_alone(loaded) -> None:
     together = fold_in(model, dataset, [lover, hater]).vectors
     alone = torch.cat([fold_in(model, dataset, [p]).vectors for p in (lover, hater)])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_a_folded_person_is_ranked_by_co_watch_from_their_own_movies(loaded) -> None:
+    """The co-watch head folds in by construction: the new person's scores are x B of the
+    movies they rated and watched, and the trained model's histories are untouched."""
+    model, dataset = loaded
+    assert model.cowatch is not None
+    lover, _, in_genre = genre_people(dataset, "Drama")
+    watched = np.setdiff1d(np.flatnonzero(in_genre), lover.movies)[:3]
+    person = Person(lover.movies, lover.ratings, watched=watched)
+    before = model.cowatch.history_movies.clone()
+    folded = fold_in(model, dataset, [person])
+    own = torch.as_tensor(np.union1d(person.movies, watched))
+    expected = model.cowatch.history_scores(torch.tensor([0]), torch.tensor([len(own)]), own)
+    got = folded.model.cowatch.user_scores(torch.as_tensor(folded.users))
+    torch.testing.assert_close(got, expected)
+    assert torch.equal(model.cowatch.history_movies, before)
+    assert len(model.cowatch.history_indptr) == dataset.n_users + 1

@@ -145,6 +145,10 @@ def shared_copy(model: PairRatingModule) -> PairRatingModule:
     themselves must not be written in place (nothing here does).
     """
     memo = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    cowatch = getattr(model, "cowatch", None)
+    if cowatch is not None:  # its dense weights, derived on first use, are shared too
+        for t in (*(cowatch._dense or ()), cowatch._position):
+            memo[id(t)] = t
     clone = copy.deepcopy(model, memo)
     clone.eval()
     return clone
@@ -191,6 +195,8 @@ def _fold_duo(
         clone.user_tower.features = torch.cat([tower.features, torch.from_numpy(features)])
     if clone.history is not None:
         _extend_history(clone, people)
+    if clone.cowatch is not None:
+        _extend_cowatch(clone, people)
 
     new_users = torch.arange(n_old, n_old + n_new)
     if tower.embedding is not None:
@@ -228,6 +234,20 @@ def _extend_history(clone: DuoModule, people: Sequence[NewRatings]) -> None:
     bag.indptr = torch.cat([bag.indptr, bag.indptr[-1] + torch.cumsum(lengths, 0)])
     bag.movies = torch.cat([bag.movies, torch.from_numpy(np.concatenate(rows_movies))])
     bag.centred = torch.cat([bag.centred, torch.from_numpy(np.concatenate(rows_centred))])
+
+
+def _extend_cowatch(clone: DuoModule, people: Sequence[NewRatings]) -> None:
+    """Append each person's rated and watched movies to the co-watch histories: EASE scores
+    any set of movies, so this is its whole fold-in."""
+    cowatch = clone.cowatch
+    assert cowatch is not None
+    rows = [np.union1d(p.movies, p.watched).astype(np.int64) for p in people]
+    lengths = torch.tensor([len(r) for r in rows])
+    indptr = cowatch.history_indptr
+    cowatch.history_indptr = torch.cat([indptr, indptr[-1] + torch.cumsum(lengths, 0)])
+    cowatch.history_movies = torch.cat(
+        [cowatch.history_movies, torch.from_numpy(np.concatenate(rows))]
+    )
 
 
 def _fit_ids(
