@@ -112,3 +112,39 @@ def test_bad_top_n_is_refused() -> None:
     train = interactions()
     with pytest.raises(ValueError, match="top_n"):
         fit_cowatch(train, train, 30, 12, [30.0], 100, 0)
+
+
+def test_the_shortlist_scores_the_same_top_movies_exactly() -> None:
+    """With a shortlist the pair MLP runs on each pair's best movies by the cheap bound; the
+    movies it keeps get exactly the full score, and the top of the ranking is the same."""
+    from conftest import model_kwargs
+
+    from duorec.model.module import DuoModule
+
+    train = interactions(n_users=30, n_movies=40, seed=1)
+    fit = fit_cowatch(train, train, 30, 40, [30.0], 20000, 40)
+    kwargs = {"rating_range": (0.5, 5.0), **model_kwargs(rank_rating_weight=1.0)}
+    kwargs.pop("max_people_per_movie"), kwargs.pop("history_max")
+    torch.manual_seed(0)
+    model = DuoModule(
+        n_users=30,
+        n_movies=40,
+        n_user_features=3,
+        n_movie_features=3,
+        n_people=0,
+        max_people=0,
+        n_cowatch=(len(train["user"]), len(fit.weight)),
+        **kwargs,
+    ).eval()
+    model.cowatch.set(fit, train["user"], train["movie"])
+    a, b = torch.arange(0, 10), torch.arange(10, 20)
+    movies = model.encode_movies()
+    full = model.rank_grid(a, b, movies, None)
+    model.rank_shortlist = 8
+    short = model.rank_grid(a, b, movies, None)
+    kept = torch.isfinite(short)
+    assert (kept.sum(1) == 8).all()
+    torch.testing.assert_close(short[kept], full[kept])
+    seen = model.cowatch.seen(a) | model.cowatch.seen(b)
+    best_full = full.masked_fill(seen, float("-inf")).argmax(1)
+    assert torch.equal(short.argmax(1), best_full)

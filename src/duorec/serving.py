@@ -398,11 +398,45 @@ class ModelScores:
 
     def __call__(self, user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
         """[B, n_movies] ranking scores, -inf outside the candidates."""
-        return self.grids(user_a, user_b)[0]
+        return self.ranked(user_a, user_b) if self.by_watch else self.grids(user_a, user_b)[0]
+
+    @torch.inference_mode()
+    def ranked(self, user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
+        """[B, n_movies] float64 scores of a model ranking by its watch head: `rank_grid`, the
+        path evaluation takes (the shown ratings of the chosen movies come from `shown`)."""
+        device = self.vectors.device
+        a = torch.as_tensor(user_a, dtype=torch.long, device=device)
+        b = torch.as_tensor(user_b, dtype=torch.long, device=device)
+        at = None if self.candidate_tensor is None else self.candidate_tensor.to(device)
+        key = self.model.rank_grid(a, b, self.vectors, self.watch, self.rank_by, at)
+        score = np.full((len(user_a), self.n_movies), -np.inf)
+        score[:, self.column] = key.double().cpu().numpy()
+        return score
+
+    @torch.inference_mode()
+    def shown(
+        self, user_a: np.ndarray, user_b: np.ndarray, movies: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pair, a, b) stars of each pair's chosen candidate `movies` [B, k] (-1: none)."""
+        model, (n, k) = self.model, movies.shape
+        device = self.vectors.device
+        position = np.zeros(self.n_movies, dtype=np.int64)
+        position[self.column] = np.arange(len(self.column))
+        at = torch.as_tensor(position[np.maximum(movies, 0)].ravel(), device=device)
+        users = torch.as_tensor(np.concatenate([user_a, user_b]), dtype=torch.long)
+        vectors = model.user_vectors(users.to(device))
+        stacked = torch.cat(
+            [vectors[:n].repeat_interleave(k, 0), vectors[n:].repeat_interleave(k, 0)]
+        )
+        pair, ra, rb = model.predict_vectors(stacked, self.vectors[at])
+        ra, rb = model.unscale(ra), model.unscale(rb)
+        pair = model.unscale(pair) if self.how == model.target else aggregate(ra, rb, self.how)
+        return tuple(x.reshape(n, k).cpu().numpy() for x in (pair, ra, rb))  # type: ignore[return-value]
 
     @torch.inference_mode()
     def grids(self, user_a: np.ndarray, user_b: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(ranking score [B, n_movies] float64, pair, a, b [B, n_candidates] stars)."""
+        """(ranking score [B, n_movies] float64, pair, a, b [B, n_candidates] stars) of a
+        model ranking by its predicted rating: the key must order exactly as shown."""
         model, how, movie_vectors = self.model, self.how, self.vectors
         n_pairs, n_candidates = len(user_a), len(movie_vectors)
         device = movie_vectors.device
@@ -412,23 +446,9 @@ class ModelScores:
         score = np.full((n_pairs, self.n_movies), -np.inf)
         shown = [np.zeros((n_pairs, n_candidates), dtype=np.float32) for _ in range(3)]
         chunk = max(MIN_CHUNK, CHUNK_ELEMENTS // max(n_pairs, 1))
-        # rank by the model's score (ratings shown beside it): one pass over every candidate,
-        # so the user towers (history bags) run once, not once per chunk
-        ranked = watch = None
-        if self.by_watch:
-            at = None if self.candidate_tensor is None else self.candidate_tensor.to(device)
-            if self.rank_by == "score" and towers is None:
-                # the pair head's grid is computed below anyway: only "watch" is added here
-                watch = model.rank_grid(a, b, movie_vectors, self.watch, "watch", at)
-            else:
-                ranked = model.rank_grid(a, b, movie_vectors, self.watch, self.rank_by, at)
         for start in range(0, n_candidates, chunk):
             stop = min(start + chunk, n_candidates)
             key, *values = self._chunk(a, b, towers, movie_vectors[start:stop])
-            if watch is not None:
-                key = model.rank_score(watch[:, start:stop], key)
-            elif ranked is not None:
-                key = ranked[:, start:stop]
             columns = slice(start, stop) if self._all else self.column[start:stop]
             score[:, columns] = key.double().cpu().numpy()
             for out, value in zip(shown, values, strict=True):
@@ -477,6 +497,10 @@ def best_unseen(scores: ModelScores, index: ServingIndex, users: np.ndarray, k: 
     parts = []
     for start in range(0, len(users), PAIR_GROUP):
         ua, ub = users[start : start + PAIR_GROUP, 0], users[start : start + PAIR_GROUP, 1]
+        if scores.by_watch:  # ratings are computed for the k chosen movies alone
+            ranked = top_k_unseen(scores.ranked(ua, ub), ua, ub, index.seen, k, scores.candidates)
+            parts.append([ranked.movie, *scores.shown(ua, ub, ranked.movie)])
+            continue
         score, *shown = scores.grids(ua, ub)
         ranked = top_k_unseen(score, ua, ub, index.seen, k, scores.candidates, len(ua))
         at = position[np.maximum(ranked.movie, 0)]

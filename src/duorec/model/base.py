@@ -116,8 +116,13 @@ class PairRatingModule(L.LightningModule):
         self, users: torch.Tensor, movie: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pair, a, b) from the stacked user vectors [a; b] [2N, dim + 1] and movies [N]."""
-        ua, ub = users[: len(movie)], users[len(movie) :]
-        mv = encode_unique(self.movie_vectors, movie)
+        return self.predict_vectors(users, encode_unique(self.movie_vectors, movie))
+
+    def predict_vectors(
+        self, users: torch.Tensor, mv: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pair, a, b) from stacked user vectors [a; b] [2N, dim + 1] and movie vectors [N]."""
+        ua, ub = users[: len(mv)], users[len(mv) :]
         ra, rb = individual(ua, mv), individual(ub, mv)
         together = ((ua * ub)[:, :-1] * mv[:, :-1]).sum(-1)
         apart = ((ua - ub).abs()[:, :-1] * mv[:, :-1]).sum(-1)
