@@ -81,10 +81,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # the model is sized from the data
     # partial first: Hydra would turn the dataset (a dataclass) into a config node
     build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
+    # groups (data.group_sizes) give the three-tower model a group head; the factorisation
+    # baselines rate a group by aggregating its members' predictions
+    groups = {"groups": True} if datamodule.group_sizes and "DuoModule" in cfg.model._target_ else {}
     model = build_model(
         dataset=datamodule.dataset,
         optimizer=hydra.utils.instantiate(cfg.optim),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        **groups,
     )
     callbacks = [*instantiate_list(cfg.get("callbacks")), RandomState()]
     loggers = instantiate_list(cfg.get("logger"))

@@ -27,6 +27,7 @@ from torch import nn
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import SymmetricFusion
+from duorec.model.group_fusion import GroupFusion, group_loss
 from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
 
@@ -66,6 +67,7 @@ class DuoModule(PairRatingModule):
         rank_rating_weight: float,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        groups: bool = False,
     ):
         super().__init__(rating_range, target, pair_weight, individual_weight, optimizer, scheduler)
         # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
@@ -116,6 +118,9 @@ class DuoModule(PairRatingModule):
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
         self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
+        # groups of 2..6 (data.group_sizes): a head of its own, built last and only then, so
+        # a pairs-only model's parameters and random stream are exactly what they were
+        self.group_head = GroupFusion(fusion_hidden, 2, dropout, target) if groups else None
 
     @classmethod
     def from_dataset(
@@ -189,6 +194,15 @@ class DuoModule(PairRatingModule):
         apart: torch.Tensor,
     ) -> torch.Tensor:
         return self.fusion(rating_a, rating_b, together, apart)
+
+    def rating_losses(
+        self, users: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair losses, plus the group head's on a group batch (`members` in it)."""
+        loss, pair_loss = super().rating_losses(users, batch)
+        if self.group_head is not None and "members" in batch:
+            loss = loss + self.pair_weight * group_loss(self, batch)
+        return loss, pair_loss
 
     # ------------------------------------------------------------------ the watch head
 
