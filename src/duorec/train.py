@@ -21,6 +21,7 @@ from duorec.callbacks import RandomState
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import choose_rank_rating_weight, evaluate
+from duorec.group_eval import group_table
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report
@@ -83,7 +84,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
     # groups (data.group_sizes) give the three-tower model a group head; the factorisation
     # baselines rate a group by aggregating its members' predictions
-    groups = {"groups": True} if datamodule.group_sizes and "DuoModule" in cfg.model._target_ else {}
+    duo = "DuoModule" in cfg.model._target_
+    groups = {"groups": True} if datamodule.group_sizes and duo else {}
     model = build_model(
         dataset=datamodule.dataset,
         optimizer=hydra.utils.instantiate(cfg.optim),
@@ -121,6 +123,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         with atomic_path(out_dir / "metrics.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
         print_report(result)
+        if result.get("groups"):
+            print(group_table(result["groups"], int(eval_opts["k"])))
         log.info("metrics: %s", out_dir / "metrics.json")
     for logger in loggers:
         logger.log_metrics(
