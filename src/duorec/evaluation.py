@@ -22,7 +22,7 @@ import torch
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
-from duorec.group_eval import evaluate_groups
+from duorec.group_eval import group_section
 from duorec.metrics import (
     bootstrap_diff_ci,
     pair_target,
@@ -166,9 +166,8 @@ def evaluate(
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
-    if opts.get("group_sizes"):  # groups of 3..6 (and 2 again, by the group head)
-        fitted = {name: tuned.model for name, tuned in rankers.items()}
-        result["groups"] = evaluate_groups(model, datamodule, baselines, fitted, opts)
+    # groups of eval.group_sizes (none by default: then nothing is added)
+    result.update(group_section(model, datamodule, baselines, rankers, opts))
     return result
 
 

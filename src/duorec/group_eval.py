@@ -222,6 +222,22 @@ def evaluate_groups(
     return result
 
 
+def group_section(
+    model: PairRatingModule,
+    datamodule: PairDataModule,
+    baselines: Mapping[str, RatingBaseline],
+    rankers: Mapping[str, Any],
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """{"groups": evaluate_groups(...)} when `eval.group_sizes` names any size, else {}:
+    metrics.json gains the key only when groups are asked for. `rankers` may be tuned
+    rankers (their `.model` is used)."""
+    if not opts.get("group_sizes"):
+        return {}
+    fitted = {name: getattr(r, "model", r) for name, r in rankers.items()}
+    return {"groups": evaluate_groups(model, datamodule, baselines, fitted, opts)}
+
+
 def group_table(groups: Mapping[str, Any], k: int = 10) -> str:
     """The group results as a plain text table: RMSE per target and NDCG@k, per size."""
     lines = []

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from duorec.data.build import DatasetSpec, prepare_dataset
-from duorec.data.groups import GroupSampler, Groups, check_group_sizes, evaluation_groups
+from duorec.data.groups import Groups, GroupSampler, check_group_sizes, evaluation_groups
 from duorec.data.pairs import PairSampler, RaterIndex, Triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.data.split import SPLIT_NAMES
@@ -115,7 +115,9 @@ class _Deferred:
 class SampledPairBatches(Dataset):
     """Batch (epoch, k) of training triples, drawn with a seed derived from its key and rank."""
 
-    def __init__(self, sampler: PairSampler | GroupSampler, batch_size: int, seed: int, rank: int = 0):
+    def __init__(
+        self, sampler: PairSampler | GroupSampler, batch_size: int, seed: int, rank: int = 0
+    ):
         self.sampler = sampler
         self.batch_size = batch_size
         self.seed = seed

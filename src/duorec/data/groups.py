@@ -135,9 +135,7 @@ class GroupSampler:
             # C(c, k) in float64: exact enough for weights, and no overflow at any audience
             weights = np.where(c >= k, np.exp(_log_comb(c, k)), 0.0)
             if weights.sum() == 0:
-                raise ValueError(
-                    f"data.group_sizes: no movie has {k} raters in the training split"
-                )
+                raise ValueError(f"data.group_sizes: no movie has {k} raters in the training split")
             self.tables[k] = alias_table(weights)
 
     def draw_size(self, n: int, k: int, rng: np.random.Generator) -> Groups:
