@@ -479,7 +479,7 @@ def test_cli_pairs_file_batch_mode(
     ("args", "fragments"),
     [
         (["users=[1,999]"], ["unknown user id 999", "synthetic-tiny"]),
-        (["users=[1]"], ["users must be exactly two user ids"]),
+        (["users=[1]"], ["users must be 2 to 6 user ids, got 1"]),
         (["users=[1,2]", "output=top.xlsx"], ["unknown file type '.xlsx'"]),
     ],
 )

@@ -22,6 +22,7 @@ import torch
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
+from duorec.group_eval import group_section
 from duorec.metrics import (
     bootstrap_diff_ci,
     pair_target,
@@ -130,6 +131,8 @@ def evaluate(
 
     result: dict[str, Any] = {
         "protocol": protocol(datamodule, len(triples)),
+        # how the model's co-watch head was fitted (lambda on validation), when it has one
+        **({"cowatch": model.hparams["cowatch_fit"]} if model.hparams.get("cowatch_fit") else {}),
         "test": {},
         "baselines": {},
         "targets": {},
@@ -180,6 +183,8 @@ def evaluate(
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
+    # groups of eval.group_sizes (none by default: then nothing is added)
+    result.update(group_section(model, datamodule, baselines, rankers, opts))
     return result
 
 

@@ -73,7 +73,44 @@ def top_k_unseen(
     for lo in range(0, user_a.size, batch_size):
         ua, ub = user_a[lo : lo + batch_size], user_b[lo : lo + batch_size]
         s = matrix[lo : lo + batch_size] if matrix is not None else pair_scores(ua, ub)  # type: ignore[operator]
-        parts.append(_select(s, ua, ub, seen, k, allowed))
+        parts.append(_select(s, (ua, ub), seen, k, allowed))
+    if not parts:
+        empty = np.zeros((0, k))
+        return TopK(empty.astype(np.int64), empty)
+    return TopK(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+#: members [B, k] -> [B, n_movies] scores: a `PairScoreFn` for groups of k people.
+GroupScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def top_k_unseen_groups(
+    group_scores: GroupScoreFn | np.ndarray,
+    members: np.ndarray,
+    seen: CSR,
+    k: int,
+    allowed: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> TopK:
+    """`top_k_unseen` for groups: the k best movies that no member [B, size] has seen.
+
+    Same masking, selection and order as for pairs (the pair path is this one with two
+    members); `group_scores` is called on batches of member rows, or is a [B, n_movies]
+    matrix aligned with `members`.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    members = np.asarray(members, dtype=np.int64)
+    if members.ndim != 2:
+        raise ValueError(f"members must be [groups, size], got shape {members.shape}")
+    matrix = None if callable(group_scores) else np.asarray(group_scores)
+    if matrix is not None and matrix.shape[0] != len(members):
+        raise ValueError(f"score matrix has {matrix.shape[0]} rows for {len(members)} groups")
+    parts = []
+    for lo in range(0, len(members), batch_size):
+        rows = members[lo : lo + batch_size]
+        s = matrix[lo : lo + batch_size] if matrix is not None else group_scores(rows)  # type: ignore[operator]
+        parts.append(_select(s, tuple(rows.T), seen, k, allowed))
     if not parts:
         empty = np.zeros((0, k))
         return TopK(empty.astype(np.int64), empty)
@@ -82,18 +119,17 @@ def top_k_unseen(
 
 def _select(
     scores: np.ndarray,
-    user_a: np.ndarray,
-    user_b: np.ndarray,
+    people: tuple[np.ndarray, ...],
     seen: CSR,
     k: int,
     allowed: np.ndarray | None,
 ) -> TopK:
-    """Mask, then pick and order the best k of one batch."""
+    """Mask every person's seen movies, then pick and order the best k of one batch."""
     s = np.array(scores, dtype=np.float64, copy=True)  # we write -inf into it
-    if s.ndim != 2 or s.shape[0] != user_a.size:
-        raise ValueError(f"scores for {user_a.size} pairs have shape {s.shape}")
+    if s.ndim != 2 or s.shape[0] != people[0].size:
+        raise ValueError(f"scores for {people[0].size} pairs have shape {s.shape}")
     n_movies = s.shape[1]
-    for users in (user_a, user_b):
+    for users in people:
         row, col = csr_rows(seen, users)
         s[row, col] = -np.inf
     if allowed is not None:

@@ -5,6 +5,9 @@ the data from their ratings exports (`duorec.data.exports`): each file's match r
 printed, then they are folded into a copy of the model (`duorec.foldin`). Every pick comes
 with a one-line reason (`duorec.reasons`), shown and written to the output file.
 
+`users=[A,B,C,D]` (3 to 6 people) recommends for a group (`duorec.group_serving`): each
+member's predicted rating is shown, with the lowest of them (the fairness view).
+
 The command line only: it checks the request (before any model is loaded, so a typo costs
 nothing), loads the checkpoint with its data, calls `duorec.serving` (where what is recommended
 and why is documented) and prints the table or writes the file. `pairs_file=PATH` with
@@ -31,6 +34,7 @@ from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.exports import PersonRatings, read_people
 from duorec.foldin import fold_in
+from duorec.group_serving import check_members, member_column, recommend_group
 from duorec.io import atomic_path
 from duorec.reasons import Explainer, Rater, dataset_rater
 from duorec.report import UNWRAPPED_WIDTH
@@ -149,6 +153,38 @@ def _who(label: Any) -> str:
     return f"user {label}" if isinstance(label, int) else str(label)
 
 
+def group_table(frame: pd.DataFrame) -> Table:
+    """The group table: the group's rating, its least happy member's, and every member's."""
+    users = frame.attrs.get("users", [])
+    how = frame.attrs.get("aggregate", "mean")
+    source = "group head" if frame.attrs.get("group_head") else f"{how} of the members"
+    table = Table(
+        title=f"top {len(frame)} for users {', '.join(map(str, users))} (group rating: {source})"
+    )
+    for name in ("#", "title", "year", "genres", "IMDb", "group", "lowest"):
+        table.add_column(name, justify="left" if name in ("title", "genres") else "right")
+    for user in users:
+        table.add_column(f"user {user}", justify="right")
+    for _, row in frame.iterrows():
+        table.add_row(
+            str(row["rank"]),
+            str(row["title"]),
+            _fmt(row["year"]),
+            str(row["genres"]).replace("|", ", "),
+            _fmt(row["imdb_rating"], 1),
+            _fmt(row["group_rating"]),
+            _fmt(row["lowest"]),
+            *(_fmt(row[member_column(u)]) for u in users),
+        )
+    lowest = frame.attrs.get("lowest")
+    if lowest:
+        table.caption = (
+            f"fairness: the least happy member is user {lowest['user']}, "
+            f"{lowest['rating']:.2f} for {lowest['title']}"
+        )
+    return table
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -202,10 +238,14 @@ def parse_request(cfg: DictConfig) -> Request:
             raise DataError(path, "pairs file not found")
         return Request(None, path, *common)  # type: ignore[arg-type]
     if not has_users:
-        raise UsageError("pass two user ids, users=[A,B] (or pairs_file=PATH with output=PATH)")
+        raise UsageError(
+            "pass two to six user ids, users=[A,B] (or pairs_file=PATH with output=PATH)"
+        )
     users = cfg.users
-    if not OmegaConf.is_list(users) or len(users) != 2:
-        raise UsageError(f"users must be exactly two user ids, users=[A,B]; got {users}")
+    if not OmegaConf.is_list(users):
+        raise UsageError(f"users must be a list of two to six user ids, users=[A,B]; got {users}")
+    if len(users) != 2:
+        return Request(check_members(list(users)), None, *common)  # type: ignore[arg-type]
     ids = check_pairs([list(users)], single=True)[0].tolist()
     return Request(ids, None, *common)  # type: ignore[arg-type]
 
@@ -309,6 +349,20 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         print(f"{len(pairs)} pairs, {len(frame)} recommendations: {request.output}")
         return frame
     assert request.users is not None
+    if len(request.users) > 2:
+        return show(
+            recommend_group(
+                model,
+                index,
+                request.users,
+                k=request.k,
+                aggregate=request.aggregate,
+                filters=request.filters,
+                rank_by=request.rank_by,
+            ),
+            group_table,
+            request.output,
+        )
     if request.people is not None:
         frame = run_people(request, model, dataset, index)
     else:
@@ -327,11 +381,16 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
         ]
         frame = explain(frame, model, dataset, raters)
+    return show(frame, recommendations_table, request.output)
+
+
+def show(frame: pd.DataFrame, table: Any, output: Path | None) -> pd.DataFrame:
+    """Print one recommendation table (and write it to `output` when given)."""
     console = Console(width=None if Console().is_terminal else UNWRAPPED_WIDTH)
-    console.print(recommendations_table(frame))
-    if request.output is not None:
-        write_table(frame, request.output)
-        print(f"written: {request.output}")
+    console.print(table(frame))
+    if output is not None:
+        write_table(frame, output)
+        print(f"written: {output}")
     return frame
 
 

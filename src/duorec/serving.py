@@ -423,11 +423,12 @@ class ModelScores:
         position = np.zeros(self.n_movies, dtype=np.int64)
         position[self.column] = np.arange(len(self.column))
         at = torch.as_tensor(position[np.maximum(movies, 0)].ravel(), device=device)
-        users = torch.as_tensor(np.concatenate([user_a, user_b]), dtype=torch.long)
-        vectors = model.user_vectors(users.to(device))
-        stacked = torch.cat(
-            [vectors[:n].repeat_interleave(k, 0), vectors[n:].repeat_interleave(k, 0)]
+        # each side encoded alone, as the grid path does: bit-identical when a and b swap
+        va, vb = (
+            model.user_vectors(torch.as_tensor(u, dtype=torch.long, device=device))
+            for u in (user_a, user_b)
         )
+        stacked = torch.cat([va.repeat_interleave(k, 0), vb.repeat_interleave(k, 0)])
         pair, ra, rb = model.predict_vectors(stacked, self.vectors[at])
         ra, rb = model.unscale(ra), model.unscale(rb)
         pair = model.unscale(pair) if self.how == model.target else aggregate(ra, rb, self.how)

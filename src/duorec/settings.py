@@ -73,6 +73,26 @@ def _fractions(value: Any) -> bool:
     return math.isclose(sum(value), 1.0, abs_tol=1e-6)
 
 
+def _group_sizes(value: Any) -> bool:
+    from duorec.data.groups import check_group_sizes
+
+    try:
+        check_group_sizes(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _eval_group_sizes(value: Any) -> bool:
+    from duorec.data.groups import MAX_GROUP, MIN_GROUP
+
+    if value is None:
+        return True
+    if not isinstance(value, list | tuple):
+        return False
+    return all(_is_int(v) and MIN_GROUP <= v <= MAX_GROUP for v in value)
+
+
 THREADS = integer(1, "auto", None, extra='or "auto" (the CPUs this process may use)')
 POSITIVE = integer(1)
 ALL = ("prepare", "train", "evaluate", "recommend", "download")
@@ -90,6 +110,22 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
         Allowed("three numbers >= 0 summing to 1 (train, val, test)", _fractions),
         ALL,
     ),
+    (
+        "data.group_sizes",
+        Allowed(
+            "null (pairs) or {size: probability} with sizes 2..6 and probabilities > 0 "
+            "summing to 1, e.g. {2: 0.6, 3: 0.25, 4: 0.15}",
+            _group_sizes,
+        ),
+        ALL,
+    ),
+    (
+        "eval.group_sizes",
+        Allowed("a list of group sizes in 2..6, e.g. [3, 4]", _eval_group_sizes),
+        ALL,
+    ),
+    ("eval.group_max", POSITIVE, ALL),
+    ("eval.ranking_groups", POSITIVE, ALL),
     ("optim.lr", number(0, low_open=True), ALL),
     ("optim.weight_decay", number(0), ALL),
     ("optim.warmup_fraction", number(0, high=1), ALL),

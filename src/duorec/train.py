@@ -21,6 +21,7 @@ from duorec.callbacks import RandomState
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import choose_rank_rating_weight, evaluate
+from duorec.group_eval import group_table
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report
@@ -81,10 +82,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # the model is sized from the data
     # partial first: Hydra would turn the dataset (a dataclass) into a config node
     build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
+    # groups (data.group_sizes) give the three-tower model a group head; the factorisation
+    # baselines rate a group by aggregating its members' predictions
+    duo = "DuoModule" in cfg.model._target_
+    groups = {"groups": True} if datamodule.group_sizes and duo else {}
     model = build_model(
         dataset=datamodule.dataset,
         optimizer=hydra.utils.instantiate(cfg.optim),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        **groups,
     )
     callbacks = [*instantiate_list(cfg.get("callbacks")), RandomState()]
     loggers = instantiate_list(cfg.get("logger"))
@@ -106,22 +112,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return result
     eval_opts = OmegaConf.to_container(cfg.eval, resolve=True)
-    chosen = choose_rank_rating_weight(model, datamodule, eval_opts)
-    if chosen is not None:
-        result["rank_rating_weight"] = chosen
-        if checkpoint:  # recommend and evaluate read it from the checkpoint
-            choice = {"rank_rating_weight": chosen["best"]}
-            if chosen["rule"] is not None:
-                choice["rank_pair_rule"] = chosen["rule"]
-            save_hyperparameters(checkpoint, choice)
-    if model.hparams.get("cowatch_fit"):
-        result["cowatch"] = model.hparams["cowatch_fit"]
+    result.update(choose_ranking(model, datamodule, eval_opts, checkpoint))
     if cfg.get("test"):
         result.update(evaluate(model, datamodule, eval_opts))
         result["checkpoint"] = checkpoint or None
         with atomic_path(out_dir / "metrics.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
         print_report(result)
+        if result.get("groups"):
+            print(group_table(result["groups"], int(eval_opts["k"])))
         log.info("metrics: %s", out_dir / "metrics.json")
     for logger in loggers:
         logger.log_metrics(
@@ -130,6 +129,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.finalize("success")
     print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
     return result
+
+
+def choose_ranking(
+    model: Any, datamodule: PairDataModule, eval_opts: dict[str, Any], checkpoint: str
+) -> dict[str, Any]:
+    """Choose the ranking score's weight and pair rule on validation, save them into the best
+    checkpoint (recommend and evaluate read them there); what metrics.json records of it."""
+    out: dict[str, Any] = {}
+    chosen = choose_rank_rating_weight(model, datamodule, eval_opts)
+    if chosen is not None:
+        out["rank_rating_weight"] = chosen
+        if checkpoint:
+            choice = {"rank_rating_weight": chosen["best"]}
+            if chosen["rule"] is not None:
+                choice["rank_pair_rule"] = chosen["rule"]
+            save_hyperparameters(checkpoint, choice)
+    return out
 
 
 def save_hyperparameters(checkpoint: str, values: dict[str, Any]) -> None:

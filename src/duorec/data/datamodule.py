@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from duorec.data.build import DatasetSpec, prepare_dataset
+from duorec.data.groups import Groups, GroupSampler, check_group_sizes, evaluation_groups
 from duorec.data.pairs import PairSampler, RaterIndex, Triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.data.split import SPLIT_NAMES
@@ -33,6 +34,22 @@ def triples_to_batch(triples: Triples) -> dict[str, torch.Tensor]:
         "movie": torch.from_numpy(triples.movie.astype(np.int64)),
         "rating_a": torch.from_numpy(triples.rating_a.astype(np.float32)),
         "rating_b": torch.from_numpy(triples.rating_b.astype(np.float32)),
+    }
+
+
+def groups_to_batch(groups: Groups) -> dict[str, torch.Tensor]:
+    """A group batch: `members` [N, k] and `member_ratings` [N, k], plus its first two members
+    under the pair keys, so the pair heads (and the watch head) train on it unchanged."""
+    members = torch.from_numpy(groups.members.astype(np.int64))
+    ratings = torch.from_numpy(groups.ratings.astype(np.float32))
+    return {
+        "user_a": members[:, 0].contiguous(),
+        "user_b": members[:, 1].contiguous(),
+        "movie": torch.from_numpy(groups.movie.astype(np.int64)),
+        "rating_a": ratings[:, 0].contiguous(),
+        "rating_b": ratings[:, 1].contiguous(),
+        "members": members,
+        "member_ratings": ratings,
     }
 
 
@@ -98,18 +115,21 @@ class _Deferred:
 class SampledPairBatches(Dataset):
     """Batch (epoch, k) of training triples, drawn with a seed derived from its key and rank."""
 
-    def __init__(self, sampler: PairSampler, batch_size: int, seed: int, rank: int = 0):
+    def __init__(
+        self, sampler: PairSampler | GroupSampler, batch_size: int, seed: int, rank: int = 0
+    ):
         self.sampler = sampler
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
 
-    def draw(self, epoch: int, k: int) -> Triples:
+    def draw(self, epoch: int, k: int) -> Triples | Groups:
         rng = np.random.default_rng([self.seed, epoch, self.rank, k])
         return self.sampler.draw(self.batch_size, rng)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        return triples_to_batch(self.draw(*key))
+        drawn = self.draw(*key)
+        return groups_to_batch(drawn) if isinstance(drawn, Groups) else triples_to_batch(drawn)
 
 
 class FixedTripleBatches(Dataset):
@@ -161,6 +181,7 @@ class PairDataModule(L.LightningDataModule):
         synthetic: Mapping[str, Any] | None = None,
         movielens_dir: str | None = None,
         imdb_dir: str | None = None,
+        group_sizes: Mapping[int, float] | None = None,
     ):
         super().__init__()
         self.spec = DatasetSpec.from_config(
@@ -177,6 +198,10 @@ class PairDataModule(L.LightningDataModule):
         )
         self.cache_dir = str(cache_dir)
         self.pair_weighting = pair_weighting
+        # None: pairs only (today's training, bit for bit); {k: p}: groups of k with prob. p
+        self.group_sizes = check_group_sizes(
+            None if group_sizes is None else dict(group_sizes)  # type: ignore[call-overload]
+        )
         self.samples_per_epoch = samples_per_epoch
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -186,6 +211,7 @@ class PairDataModule(L.LightningDataModule):
         self._dataset: PreparedDataset | None = None
         self.indexes: dict[str, RaterIndex] = {}
         self.triples: dict[str, Triples] = {}
+        self.groups: dict[tuple[str, int], Groups] = {}
 
     @classmethod
     def from_reference(
@@ -209,6 +235,7 @@ class PairDataModule(L.LightningDataModule):
             "eval_batch_size": self.eval_batch_size,
             "eval_max_triples": self.eval_max_triples,
             "num_workers": self.num_workers,
+            "group_sizes": self.group_sizes,
         }
 
     @property
@@ -244,6 +271,7 @@ class PairDataModule(L.LightningDataModule):
         self._dataset = dataset
         self.indexes.clear()
         self.triples.clear()
+        self.groups.clear()
 
     def prepare_data(self) -> None:
         self.dataset  # noqa: B018 - builds (or loads) the cache
@@ -288,8 +316,20 @@ class PairDataModule(L.LightningDataModule):
             )
         return self.triples[split]
 
+    def evaluation_groups(self, split: str, k: int, max_groups: int | None) -> Groups:
+        """The fixed groups of size `k` of 'val' or 'test' (a seeded sample if too many)."""
+        if (split, k) not in self.groups:
+            seed = self.seed * 10 + SPLIT_NAMES[split]
+            self.groups[split, k] = evaluation_groups(self.rater_index(split), k, max_groups, seed)
+        return self.groups[split, k]
+
     def setup(self, stage: str | None = None) -> None:
-        self.train_sampler = PairSampler(self.rater_index("train"), self.pair_weighting)
+        train = self.rater_index("train")
+        self.train_sampler: PairSampler | GroupSampler = (
+            PairSampler(train, self.pair_weighting)
+            if self.group_sizes is None
+            else GroupSampler(train, self.group_sizes)
+        )
         for split in ("val", "test"):
             total = self.rater_index(split).n_pairs
             used = len(self.evaluation_triples(split))

@@ -181,14 +181,22 @@ class CoWatch(nn.Module):
     def pair_scores(self, user_a: torch.Tensor, user_b: torch.Tensor, rule: str) -> torch.Tensor:
         """[B, n_movies]: "sum" of the two people's scores, or "both", the product of each
         movie's percentile among the person's unseen movies (`rankers.combine_pair`)."""
-        users = torch.cat([user_a, user_b])
-        scores = self.user_scores(users)
-        if rule == "sum":
-            return scores[: len(user_a)] + scores[len(user_a) :]
-        if rule != "both":
+        return self.group_scores(torch.stack([user_a, user_b], dim=1), rule)
+
+    def group_scores(self, members: torch.Tensor, rule: str) -> torch.Tensor:
+        """[B, n_movies] of groups [B, k]: the members' scores summed, or ("both") the
+        product of their percentiles: every member must rank the movie high."""
+        if rule not in COWATCH_RULES:
             raise ValueError(f"unknown co-watch pair rule {rule!r}: use one of {COWATCH_RULES}")
-        q = candidate_percentile(scores, self.seen(users))
-        return q[: len(user_a)] * q[len(user_a) :]
+        users = members.T.reshape(-1)  # member 0 of every group, then member 1, ...
+        scores = self.user_scores(users)
+        if rule == "both":
+            scores = candidate_percentile(scores, self.seen(users))
+        parts = scores.reshape(members.shape[1], len(members), -1)
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part if rule == "sum" else out * part
+        return out
 
 
 def candidate_percentile(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:

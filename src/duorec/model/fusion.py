@@ -36,6 +36,9 @@ class SymmetricFusion(nn.Module):
     so swapping a and b gives bit-identical inputs and outputs. The output corrects the
     aggregate (mean / min / max) of the individual predictions, so training starts from a
     sensible answer and the MLP learns how a pair departs from it.
+
+    Groups of 2..6 have a head of their own (`group_fusion.GroupFusion`); this one stays the
+    pair head, unchanged, so pair results do not move when groups are trained.
     """
 
     def __init__(self, hidden: int, layers: int, dropout: float, target: str):

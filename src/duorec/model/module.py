@@ -29,6 +29,7 @@ from duorec.model.base import PairRatingModule
 from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
 from duorec.model.cowatch import describe as describe_cowatch
 from duorec.model.fusion import SymmetricFusion, aggregate, individual_grid
+from duorec.model.group_fusion import GroupFusion, group_loss
 from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
 
@@ -73,6 +74,7 @@ class DuoModule(PairRatingModule):
         cowatch_fit: dict[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        groups: bool = False,
     ):
         super().__init__(rating_range, target, pair_weight, individual_weight, optimizer, scheduler)
         # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
@@ -133,6 +135,9 @@ class DuoModule(PairRatingModule):
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
         self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
+        # groups of 2..6 (data.group_sizes): a head of its own, built last and only then, so
+        # a pairs-only model's parameters and random stream are exactly what they were
+        self.group_head = GroupFusion(fusion_hidden, 2, dropout, target) if groups else None
 
     @classmethod
     def from_dataset(
@@ -225,6 +230,15 @@ class DuoModule(PairRatingModule):
         apart: torch.Tensor,
     ) -> torch.Tensor:
         return self.fusion(rating_a, rating_b, together, apart)
+
+    def rating_losses(
+        self, users: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair losses, plus the group head's on a group batch (`members` in it)."""
+        loss, pair_loss = super().rating_losses(users, batch)
+        if self.group_head is not None and "members" in batch:
+            loss = loss + self.pair_weight * group_loss(self, batch)
+        return loss, pair_loss
 
     # ------------------------------------------------------------------ the watch head
 
@@ -365,6 +379,7 @@ class DuoModule(PairRatingModule):
         The exact score of the shortlist is `rank_score`, as without it.
         """
         ua, ub = self.user_vectors(user_a), self.user_vectors(user_b)
+        # each side alone, as score_grid: swapping a and b gives bit-identical scores
         ra, rb = individual_grid(ua, movie_vectors), individual_grid(ub, movie_vectors)
         seen = self.cowatch.seen(user_a) | self.cowatch.seen(user_b)
         if candidates is not None:
