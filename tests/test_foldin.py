@@ -293,8 +293,8 @@ def test_cli_bad_file_is_one_line_and_the_other_is_still_reported(
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["people=[a.csv]"], ["a pair is two people: got 0 user id(s) and 1 file(s)"]),
-        (["users=[1,2]", "people=[a.csv]"], ["a pair is two people"]),
+        (["people=[a.csv]"], ["a pair or group is 2 to 6 people: got 0 user id(s) and 1 file(s)"]),
+        (["users=[1,2,3,4,5,6]", "people=[a.csv]"], ["2 to 6 people: got 6 user id(s) and 1"]),
         (["people=[nowhere.csv,a.csv]"], ["nowhere.csv", "file not found"]),
     ],
 )
@@ -332,3 +332,23 @@ def test_a_folded_person_is_ranked_by_co_watch_from_their_own_movies(loaded) -> 
     torch.testing.assert_close(got, expected)
     assert torch.equal(model.cowatch.history_movies, before)
     assert len(model.cowatch.history_indptr) == dataset.n_users + 1
+
+
+def test_cli_a_group_of_data_set_users_and_files(loaded, ckpt: Path, tiny_cache: Path, tmp_path):
+    """users=[5,6] people=[FILE] is a group of three: every member's rating shown, nothing
+    any of them rated offered."""
+    _, dataset = loaded
+    _, plain, _ = export_files(dataset, tmp_path)
+    out = tmp_path / "group.csv"
+    args = [f"ckpt_path={ckpt}", "users=[5,6]", f"people=[{plain}]", "k=4", f"output={out}"]
+    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, *args)
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(out)
+    assert len(frame) == 4
+    assert {"rating_5", "rating_6", "rating_ben", "lowest"} <= set(frame.columns)
+    lowest = frame[["rating_5", "rating_6", "rating_ben"]].min(axis=1)
+    np.testing.assert_allclose(frame["lowest"], lowest, rtol=1e-6)
+    members = [dataset.user_index(5), dataset.user_index(6)]
+    rated = dataset.ratings[dataset.ratings["user"].isin(members)]["movie"]
+    rated_ids = set(dataset.catalog["movieId"].to_numpy()[rated.to_numpy()])
+    assert not (rated_ids | set(pd.read_csv(plain)["movieId"])) & set(frame["movieId"])

@@ -74,8 +74,25 @@ def recommend_group(
     """Top-k unseen movies for one group, best first: GROUP_COLUMNS, `lowest`, then one
     `rating_<id>` column per member in the order given (the ranking ignores that order)."""
     ids = check_members(users)
+    members = index.user_indices(np.array(ids))
+    return recommend_group_indices(model, index, members, ids, k, aggregate, filters, rank_by)
+
+
+@torch.inference_mode()
+def recommend_group_indices(
+    model: PairRatingModule,
+    index: ServingIndex,
+    members: Sequence[int] | np.ndarray,
+    ids: Sequence[Any],
+    k: int = 10,
+    aggregate: str = "mean",
+    filters: Mapping[str, Any] | None = None,
+    rank_by: str | None = None,
+) -> pd.DataFrame:
+    """`recommend_group` for member *indices* (folded-in people included, see
+    `duorec.foldin`), each named by `ids` (a user id or a person's label)."""
     k, how, rank_by = check_k(k), check_aggregate(aggregate), check_rank_by(rank_by)
-    members = index.user_indices(np.array(ids))[None]  # [1, size]
+    members = np.asarray(members, dtype=np.int64)[None]  # [1, size]
     allowed = allowed_movies(index, filters)
     model.eval()
     movie_vectors = model.encode_movies()

@@ -33,8 +33,14 @@ from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoi
 from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.exports import PersonRatings, read_people
+from duorec.data.groups import MAX_GROUP
 from duorec.foldin import fold_in
-from duorec.group_serving import check_members, member_column, recommend_group
+from duorec.group_serving import (
+    check_members,
+    member_column,
+    recommend_group,
+    recommend_group_indices,
+)
 from duorec.io import atomic_path
 from duorec.reasons import Explainer, Rater, dataset_rater
 from duorec.report import UNWRAPPED_WIDTH
@@ -159,12 +165,12 @@ def group_table(frame: pd.DataFrame) -> Table:
     how = frame.attrs.get("aggregate", "mean")
     source = "group head" if frame.attrs.get("group_head") else f"{how} of the members"
     table = Table(
-        title=f"top {len(frame)} for users {', '.join(map(str, users))} (group rating: {source})"
+        title=f"top {len(frame)} for {', '.join(map(_who, users))} (group rating: {source})"
     )
     for name in ("#", "title", "year", "genres", "IMDb", "group", "lowest"):
         table.add_column(name, justify="left" if name in ("title", "genres") else "right")
     for user in users:
-        table.add_column(f"user {user}", justify="right")
+        table.add_column(_who(user), justify="right")
     for _, row in frame.iterrows():
         table.add_row(
             str(row["rank"]),
@@ -179,7 +185,7 @@ def group_table(frame: pd.DataFrame) -> Table:
     lowest = frame.attrs.get("lowest")
     if lowest:
         table.caption = (
-            f"fairness: the least happy member is user {lowest['user']}, "
+            f"fairness: the least happy member is {_who(lowest['user'])}, "
             f"{lowest['rating']:.2f} for {lowest['title']}"
         )
     return table
@@ -254,10 +260,10 @@ def _people_request(people: Any, users: Any, common: tuple) -> Request:
     """users=[...] people=[...]: two people in all, the files present (read after loading)."""
     people = list(people) if isinstance(people, list | ListConfig) else [people]
     users = list(users) if isinstance(users, list | ListConfig) else [users]
-    if len(people) + len(users) != 2:
+    if not 2 <= len(people) + len(users) <= MAX_GROUP:
         raise UsageError(
-            f"a pair is two people: got {len(users)} user id(s) and {len(people)} file(s) "
-            "(users=[A] people=[FILE] or people=[FILE_A,FILE_B])"
+            f"a pair or group is 2 to {MAX_GROUP} people: got {len(users)} user id(s) and "
+            f"{len(people)} file(s) (users=[A] people=[FILE] or people=[FILE_A,FILE_B])"
         )
     paths = [Path(str(p)).expanduser() for p in people]
     for path in paths:
@@ -302,8 +308,19 @@ def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) 
     known = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
     users = known + folded.users.tolist()
     labels: list[Any] = list(request.users) + [p.label for p in people]
-    if labels[0] == labels[-1] and len(labels) == 2:
-        labels = [f"{labels[0]} (1)", f"{labels[1]} (2)"]
+    if len(set(labels)) < len(labels):  # the same file twice: tell the two apart
+        labels = [f"{label} ({i + 1})" for i, label in enumerate(labels)]
+    if len(users) > 2:
+        return recommend_group_indices(
+            folded.model,
+            index.with_people(folded.seen),
+            users,
+            labels,
+            k=request.k,
+            aggregate=request.aggregate,
+            filters=request.filters,
+            rank_by=request.rank_by,
+        )
     frame = recommend_indices(
         folded.model,
         index.with_people(folded.seen),
@@ -349,6 +366,10 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         print(f"{len(pairs)} pairs, {len(frame)} recommendations: {request.output}")
         return frame
     assert request.users is not None
+    if request.people is not None:
+        frame = run_people(request, model, dataset, index)
+        group = "group_rating" in frame
+        return show(frame, group_table if group else recommendations_table, request.output)
     if len(request.users) > 2:
         return show(
             recommend_group(
@@ -363,24 +384,21 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             group_table,
             request.output,
         )
-    if request.people is not None:
-        frame = run_people(request, model, dataset, index)
-    else:
-        frame = recommend(
-            model,
-            index,
-            *request.users,
-            k=request.k,
-            aggregate=request.aggregate,
-            filters=request.filters,
-            rank_by=request.rank_by,
-        )
-        a, b = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
-        raters = [
-            dataset_rater(dataset.ratings, a, f"user {request.users[0]}"),
-            dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
-        ]
-        frame = explain(frame, model, dataset, raters)
+    frame = recommend(
+        model,
+        index,
+        *request.users,
+        k=request.k,
+        aggregate=request.aggregate,
+        filters=request.filters,
+        rank_by=request.rank_by,
+    )
+    a, b = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
+    raters = [
+        dataset_rater(dataset.ratings, a, f"user {request.users[0]}"),
+        dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
+    ]
+    frame = explain(frame, model, dataset, raters)
     return show(frame, recommendations_table, request.output)
 
 
