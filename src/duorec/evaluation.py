@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from duorec.coldstart import cold_start, reveal_settings
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
@@ -118,6 +119,7 @@ def evaluate(
     `opts` is the `eval` config group (conf/eval/default.yaml): targets, k, relevance
     threshold, ranking sample size, baselines, MF settings, bootstrap resamples, seed.
     """
+    reveal_settings(opts)  # a bad eval.cold_start fails before minutes of evaluation
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
     train_frame = ds.split("train")
@@ -180,6 +182,10 @@ def evaluate(
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
+    ease = rankers.get("ease")
+    cold = cold_start(model, datamodule, opts, ease.model if ease is not None else None)
+    if cold:
+        result["cold_start"] = cold
     return result
 
 

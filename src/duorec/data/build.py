@@ -23,7 +23,7 @@ from duorec.data.imdb import IMDB_FILES
 from duorec.data.merge import fallback_title_keys, link_tconsts, merge_movies
 from duorec.data.movielens import MovieLensData, read_movielens
 from duorec.data.prepared import PreparedDataset, cache_key
-from duorec.data.split import split_ratings
+from duorec.data.split import COLD, cold_user_mask, split_ratings
 from duorec.data.titles import split_title_years
 from duorec.io import sweep_orphans
 
@@ -47,6 +47,18 @@ class DatasetSpec:
     synthetic: Mapping[str, Any] | None = None
     movielens_dir: str | None = None
     imdb_dir: str | None = None
+    cold_users: float | None = None  # share of users held out entirely (cold-start protocol)
+
+    def __post_init__(self) -> None:
+        if self.cold_users is not None and not (
+            isinstance(self.cold_users, int | float) and 0.0 < float(self.cold_users) < 1.0
+        ):
+            from duorec.cli import UsageError
+
+            raise UsageError(
+                f"data.cold_users must be a share of users in (0, 1) or null, "
+                f"got {self.cold_users!r}"
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> DatasetSpec:
@@ -54,7 +66,12 @@ class DatasetSpec:
         return cls(**{k: _plain(cfg[k]) for k in names if k in cfg})
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields; `cold_users` only when set, so data sets without held-out users keep
+        the cache key they had before the setting existed."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["cold_users"] is None:
+            del out["cold_users"]
+        return out
 
 
 def prepared_folder(cache_dir: str | Path, name: str, key: str) -> Path:
@@ -154,6 +171,8 @@ def build_dataset(
         method=split_cfg["method"],
         timestamps=ratings["timestamp"].to_numpy(),
     )
+    cold = cold_user_mask(len(user_ids), cfg.get("cold_users"), int(cfg["seed"]))
+    split[cold[user]] = COLD
 
     rating_counts = ratings["movieId"].value_counts()
     catalog, people, report = _catalog(ml, movies, imdb_dir, rating_counts, cfg["features"])
@@ -189,6 +208,9 @@ def build_dataset(
             s: int((split == c).sum()) for s, c in (("train", 0), ("val", 1), ("test", 2))
         },
     }
+    if cold.any():
+        manifest["split_sizes"]["cold"] = int((split == COLD).sum())
+        manifest["n_cold_users"] = int(cold.sum())
     synthetic_manifest = movielens_dir.parent / "manifest.json"
     if cfg["source"] == "synthetic" and synthetic_manifest.exists():
         import json

@@ -161,6 +161,7 @@ class PairDataModule(L.LightningDataModule):
         synthetic: Mapping[str, Any] | None = None,
         movielens_dir: str | None = None,
         imdb_dir: str | None = None,
+        cold_users: float | None = None,
     ):
         super().__init__()
         self.spec = DatasetSpec.from_config(
@@ -173,6 +174,7 @@ class PairDataModule(L.LightningDataModule):
                 synthetic=synthetic,
                 movielens_dir=movielens_dir,
                 imdb_dir=imdb_dir,
+                cold_users=cold_users,
             )
         )
         self.cache_dir = str(cache_dir)

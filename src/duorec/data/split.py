@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 TRAIN, VAL, TEST = 0, 1, 2
-SPLIT_NAMES = {"train": TRAIN, "val": VAL, "test": TEST}
+# the ratings of users held out entirely (`data.cold_users`): in no split, only the cold-start
+# protocol (`duorec.coldstart`) reads them
+COLD = 3
+SPLIT_NAMES = {"train": TRAIN, "val": VAL, "test": TEST, "cold": COLD}
 
 
 def split_ratings(
@@ -45,3 +48,21 @@ def split_ratings(
     codes[order[n_train : n_train + n_val]] = VAL
     codes[order[n_train + n_val :]] = TEST
     return codes
+
+
+def cold_user_mask(n_users: int, fraction: float | None, seed: int) -> np.ndarray:
+    """Boolean [n_users]: the seeded `fraction` of users held out of every split.
+
+    Held out *before* the split, so features, baselines and the model never see any of
+    their ratings; the cold-start protocol then reveals a few of them to fold-in. The draw
+    has its own stream (`[seed, 0xC01D]`), so turning it on does not move the other users'
+    split beyond losing the held-out ratings.
+    """
+    mask = np.zeros(n_users, dtype=bool)
+    if fraction is None:
+        return mask
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"data.cold_users must be in (0, 1), got {fraction}")
+    n_cold = max(1, int(round(float(fraction) * n_users)))
+    mask[np.random.default_rng([seed, 0xC01D]).permutation(n_users)[:n_cold]] = True
+    return mask
