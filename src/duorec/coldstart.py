@@ -83,12 +83,12 @@ def cold_start(
     model: PairRatingModule,
     datamodule: PairDataModule,
     opts: Mapping[str, Any],
-    ease: EASE | None = None,
+    tuned_ease: Any = None,
 ) -> dict[str, Any]:
-    """The protocol's results, keyed by N (see the module doc); {} when it is off.
+    """{"cold_start": results keyed by N} (see the module doc); {} when the protocol is off.
 
-    `ease` is the EASE ranker tuned by the main evaluation (its lam); without one, EASE is
-    fitted on train with lam 200.
+    `tuned_ease` is the main evaluation's tuned EASE (`evaluation.TunedRanker`), so the
+    cold-start EASE has the lam chosen on validation; without one, lam 200 is fitted on train.
     """
     reveal = reveal_settings(opts)
     if not reveal:
@@ -105,7 +105,8 @@ def cold_start(
     bias = BiasBaseline(rating_range=ds.rating_range).fit(
         tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
     )
-    if ease is None:
+    ease = tuned_ease.model if tuned_ease is not None else None
+    if not isinstance(ease, EASE):
         ease = EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
     popularity = np.bincount(tr["movie"], minlength=ds.n_movies).astype(np.float32)
     seed = int(opts["seed"])
@@ -127,7 +128,7 @@ def cold_start(
             model, ds, datamodule, revealed, hidden, tr, bias, ease, popularity, opts
         )
         log.info("cold start N=%d: %s", n, out[str(n)])
-    return out
+    return {"cold_start": out}
 
 
 def _one_reveal(

@@ -182,10 +182,7 @@ def evaluate(
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
-    ease = rankers.get("ease")
-    cold = cold_start(model, datamodule, opts, ease.model if ease is not None else None)
-    if cold:
-        result["cold_start"] = cold
+    result.update(cold_start(model, datamodule, opts, rankers.get("ease")))
     return result
 
 
