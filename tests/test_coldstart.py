@@ -160,9 +160,7 @@ def test_folded_bias_is_the_hand_computation() -> None:
     resid = p_rating - bias.mu - bias.movie_bias[p_movie]
     assert ub[2] == pytest.approx(resid.sum() / (2.0 + 2))
     assert (ub[:2] == bias.user_bias).all()
-    triples = Triples(
-        np.array([1]), np.array([2]), np.array([1]), np.array([3.0]), np.array([4.0])
-    )
+    triples = Triples(np.array([1]), np.array([2]), np.array([1]), np.array([3.0]), np.array([4.0]))
     expected = np.mean(
         [bias.mu + bias.user_bias[1] + bias.movie_bias[1], bias.mu + ub[2] + bias.movie_bias[1]]
     )
@@ -180,3 +178,61 @@ def test_folded_ease_is_ease_of_the_same_interactions() -> None:
     together = rows(np.array([4, 30]))
     assert np.allclose(together[1], ease.user_scores(np.array([4]))[0], atol=1e-5)
     assert np.allclose(together[0], together[1], atol=1e-5)
+
+
+def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
+    """N=3 rebuilt from scratch: each held-out user's 3 earliest ratings folded in, every
+    (held-out, other) pair on a movie both rated outside the reveal, scored by the model and
+    by the hand-folded bias baseline."""
+    from duorec.checkpoint import load_checkpoint
+    from duorec.evaluation import predict_triples
+    from duorec.foldin import Person, fold_in
+
+    ds = cold_run.dataset
+    model, _ = load_checkpoint(cold_run.metrics["checkpoint"], cold_run.cfg.paths.cache_dir)
+    cold = ds.split("cold").sort_values(["user", "timestamp"], kind="stable")
+    people, rows, hidden = [], {}, []
+    for user, mine in cold.groupby("user"):
+        if len(mine) <= 3 or mine["timestamp"].iloc[2] == mine["timestamp"].iloc[3]:
+            assert len(mine) <= 3, "a tie at the reveal boundary: pick another seed"
+            continue
+        rows[user] = ds.n_users + len(people)
+        people.append(Person(mine["movie"].to_numpy()[:3], mine["rating"].to_numpy()[:3]))
+        hidden += [
+            (rows[user], m, r) for m, r in zip(mine["movie"][3:], mine["rating"][3:], strict=True)
+        ]
+    test = ds.split("test")
+    known = list(zip(test["user"], test["movie"], test["rating"], strict=True))
+    triples = []
+    for i, (u, m, r) in enumerate(hidden):
+        for v, m2, r2 in hidden[i + 1 :] + known:
+            if m2 == m and v != u:
+                a, b = sorted([(u, r), (v, r2)])
+                triples.append((a[0], b[0], m, a[1], b[1]))
+    triples.sort(key=lambda t: (t[2], t[0], t[1]))
+    t = Triples(*(np.array(c) for c in zip(*triples, strict=True)))
+    block = cold_run.metrics["cold_start"]["3"]
+    assert block["n_triples"] == len(t)
+    truth = (t.rating_a + t.rating_b) / 2
+    folded = fold_in(model, ds, people)
+    pair, _, _ = predict_triples(folded.model, t)
+    rmse = np.sqrt(np.mean((pair - truth) ** 2))
+    assert block["model"]["pair_rmse"] == pytest.approx(rmse, rel=1e-4)
+    train = ds.split("train")
+    bias = BiasBaseline(rating_range=ds.rating_range).fit(
+        train["user"].to_numpy(),
+        train["movie"].to_numpy(),
+        train["rating"].to_numpy(),
+        ds.n_users,
+        ds.n_movies,
+    )
+    user_bias = list(bias.user_bias)
+    for p in people:
+        resid = p.ratings - bias.mu - bias.movie_bias[p.movies]
+        user_bias.append(resid.sum() / (bias.reg_user + len(p.ratings)))
+    own = [
+        np.clip(bias.mu + np.array(user_bias)[u] + bias.movie_bias[t.movie], 0.5, 5.0)
+        for u in (t.user_a, t.user_b)
+    ]
+    guess = (own[0] + own[1]) / 2
+    assert block["bias"]["pair_rmse"] == pytest.approx(np.sqrt(np.mean((guess - truth) ** 2)))
