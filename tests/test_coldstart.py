@@ -22,13 +22,18 @@ from duorec.coldstart import (
 )
 from duorec.data.build import DatasetSpec, prepare_dataset
 from duorec.data.pairs import Triples
-from duorec.data.split import COLD, cold_user_mask
+from duorec.data.split import COLD, COLD_MOVIE, COLD_USER_STREAM, held_out_mask
 from duorec.metrics import pair_target
 from duorec.model.baselines import BiasBaseline
 from duorec.model.rankers import EASE
 from duorec.train import train
 
-COLD_RUN = ["data.cold_users=0.2", "eval.cold_start.reveal=[3,8]", "trainer.max_epochs=2"]
+COLD_RUN = [
+    "data.cold_users=0.2",
+    "data.cold_movies=0.1",
+    "eval.cold_start.reveal=[3,8]",
+    "trainer.max_epochs=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +53,23 @@ def cold_users(dataset) -> np.ndarray:
 
 
 def test_cold_users_are_a_seeded_share_and_bad_shares_are_refused() -> None:
-    a = cold_user_mask(200, 0.1, seed=3)
-    assert a.sum() == 20
-    assert (a == cold_user_mask(200, 0.1, seed=3)).all()
-    assert (a != cold_user_mask(200, 0.1, seed=4)).any()
-    assert not cold_user_mask(200, None, seed=3).any()
-    for bad in (0, 1, 1.5, -0.1, "x"):
-        with pytest.raises(UsageError, match=r"data\.cold_users") as err:
-            DatasetSpec("synthetic", "s", 0, {}, {}, cold_users=bad)
-        assert "\n" not in str(err.value)
+    def mask(seed: int, share: float | None = 0.1) -> np.ndarray:
+        return held_out_mask(200, share, seed, COLD_USER_STREAM)
+
+    assert mask(3).sum() == 20
+    assert (mask(3) == mask(3)).all()
+    assert (mask(3) != mask(4)).any()
+    assert not mask(3, None).any()
+    for key in ("cold_users", "cold_movies"):
+        for bad in (0, 1, 1.5, -0.1, "x", True):
+            with pytest.raises(UsageError, match=rf"data\.{key}") as err:
+                DatasetSpec("synthetic", "s", 0, {}, {}, **{key: bad})
+            assert "\n" not in str(err.value)
 
 
 def test_the_cache_key_holds_cold_users_only_when_set() -> None:
     plain = DatasetSpec("synthetic", "s", 0, {}, {})
-    assert "cold_users" not in plain.as_dict()  # old caches keep their key
+    assert not {"cold_users", "cold_movies"} & set(plain.as_dict())  # old caches keep their key
     assert DatasetSpec("synthetic", "s", 0, {}, {}, cold_users=0.1).as_dict()["cold_users"] == 0.1
 
 
@@ -236,3 +244,41 @@ def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
     ]
     guess = (own[0] + own[1]) / 2
     assert block["bias"]["pair_rmse"] == pytest.approx(np.sqrt(np.mean((guess - truth) ** 2)))
+
+
+def test_new_movies_have_no_training_rating_and_are_scored_against_the_fallback(
+    cold_run,
+) -> None:
+    ds = cold_run.dataset
+    held = np.unique(ds.split("cold_movies")["movie"].to_numpy())
+    assert 0 < len(held) <= round(0.1 * ds.n_movies)  # a movie only held-out users rated drops
+    for split in ("train", "val", "test"):
+        assert not np.isin(ds.split(split)["movie"].to_numpy(), held).any(), split
+    # ratings of a held-out movie by a held-out user stay with the user's fold-in
+    cold_user_rows = ds.ratings["split"].to_numpy() == COLD
+    assert (ds.ratings["split"].to_numpy() == COLD_MOVIE).sum() + cold_user_rows[
+        np.isin(ds.ratings["movie"].to_numpy(), held)
+    ].sum() == np.isin(ds.ratings["movie"].to_numpy(), held).sum()
+    block = cold_run.metrics["cold_start"]["new_movies"]
+    assert block["n_movies"] == len(held) and block["n_triples"] > 0
+    # the fallback by hand: global mean + user bias for each person, averaged
+    frame = ds.split("cold_movies")
+    train = ds.split("train")
+    bias = BiasBaseline(rating_range=ds.rating_range).fit(
+        train["user"].to_numpy(),
+        train["movie"].to_numpy(),
+        train["rating"].to_numpy(),
+        ds.n_users,
+        ds.n_movies,
+    )
+    errors = []
+    for _, mine in frame.groupby("movie"):
+        rows = list(zip(mine["user"], mine["rating"], strict=True))
+        for i, (u, r) in enumerate(rows):
+            for v, r2 in rows[i + 1 :]:
+                guess = [np.clip(bias.mu + bias.user_bias[x], 0.5, 5.0) for x in (u, v)]
+                errors.append(np.mean(guess) - (r + r2) / 2)
+    assert block["n_triples"] == len(errors)
+    rmse = np.sqrt(np.mean(np.square(errors)))
+    assert block["mean_plus_user_bias"]["pair_rmse"] == pytest.approx(rmse)
+    assert 0 < block["model"]["pair_rmse"] < 4.5

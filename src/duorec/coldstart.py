@@ -22,6 +22,10 @@ user's rating from the test split (a rating the model was not trained on either)
   EASE (which folds in by construction: a new row x_u B from the revealed movies; sum and
   both rules) and popularity;
 * paired-bootstrap 95% intervals of model minus the best baseline for both.
+
+New movies (`data.cold_movies`): a seeded share of movies keeps its metadata but loses every
+rating to the split code COLD_MOVIE; pair RMSE on all pairs of users who rated one of them,
+against global mean + user bias (`new_movie_errors`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import pandas as pd
 from duorec.cli import UsageError
 from duorec.csr import CSR, csr_from_pairs
 from duorec.data.datamodule import PairDataModule
-from duorec.data.pairs import RaterIndex, Triples, enumerate_triples
+from duorec.data.pairs import RaterIndex, Triples, enumerate_triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.foldin import Person, fold_in
 from duorec.metrics import bootstrap_diff_ci, pair_target, rank_pairs, regression_metrics
@@ -85,26 +89,49 @@ def cold_start(
     opts: Mapping[str, Any],
     tuned_ease: Any = None,
 ) -> dict[str, Any]:
-    """{"cold_start": results keyed by N} (see the module doc); {} when the protocol is off.
+    """{"cold_start": held-out users by N, and "new_movies"}; {} when there is nothing to do.
 
+    Held-out users are scored when `eval.cold_start.reveal` is set (it needs
+    `data.cold_users`); new movies whenever the data holds some out (`data.cold_movies`).
     `tuned_ease` is the main evaluation's tuned EASE (`evaluation.TunedRanker`), so the
     cold-start EASE has the lam chosen on validation; without one, lam 200 is fitted on train.
     """
     reveal = reveal_settings(opts)
-    if not reveal:
-        return {}
     ds = datamodule.dataset
     cold = ds.split("cold")
-    if cold.empty:
+    if reveal and cold.empty:
         raise UsageError(
             "eval.cold_start.reveal needs users held out of training: set data.cold_users "
             "(e.g. data.cold_users=0.1)"
         )
+    new_movies = ds.split("cold_movies")
+    if not reveal and new_movies.empty:
+        return {}
     train = ds.split("train")
     tr = {c: train[c].to_numpy() for c in ("user", "movie", "rating")}
     bias = BiasBaseline(rating_range=ds.rating_range).fit(
         tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
     )
+    out: dict[str, Any] = {}
+    if reveal:
+        out.update(_held_out_users(model, datamodule, opts, tuned_ease, reveal, tr, bias))
+    if not new_movies.empty:
+        out["new_movies"] = new_movie_errors(model, datamodule, new_movies, bias, opts)
+        log.info("cold start, new movies: %s", out["new_movies"])
+    return {"cold_start": out}
+
+
+def _held_out_users(
+    model: PairRatingModule,
+    datamodule: PairDataModule,
+    opts: Mapping[str, Any],
+    tuned_ease: Any,
+    reveal: list[int],
+    tr: Mapping[str, np.ndarray],
+    bias: BiasBaseline,
+) -> dict[str, Any]:
+    ds = datamodule.dataset
+    cold = ds.split("cold")
     ease = tuned_ease.model if tuned_ease is not None else None
     if not isinstance(ease, EASE):
         ease = EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
@@ -128,7 +155,64 @@ def cold_start(
             model, ds, datamodule, revealed, hidden, tr, bias, ease, popularity, opts
         )
         log.info("cold start N=%d: %s", n, out[str(n)])
-    return {"cold_start": out}
+    return out
+
+
+def new_movie_errors(
+    model: PairRatingModule,
+    datamodule: PairDataModule,
+    ratings: pd.DataFrame,
+    bias: BiasBaseline,
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Pair RMSE on the held-out movies (no train rating; their metadata kept), the model
+    beside the fallback a bias model has for a movie it never saw: global mean + user bias.
+
+    Every pair of (known) users who rated the same held-out movie is a triple (a seeded
+    sample past `data.eval_max_triples`): none of these ratings was trained on.
+    """
+    from duorec.evaluation import predict_triples
+
+    ds = datamodule.dataset
+    index = RaterIndex(
+        ratings["user"].to_numpy(),
+        ratings["movie"].to_numpy(),
+        ratings["rating"].to_numpy(),
+        ds.n_movies,
+    )
+    triples = evaluation_triples(index, datamodule.eval_max_triples, int(opts["seed"]))
+    result: dict[str, Any] = {
+        "n_movies": int(ratings["movie"].nunique()),
+        "n_ratings": len(ratings),
+        "n_triples": len(triples),
+    }
+    if len(triples) == 0:
+        return result
+    truth = pair_target(triples.rating_a, triples.rating_b, model.target)
+    pair, _, _ = predict_triples(model, triples)
+    low, high = ds.rating_range
+    own = [
+        np.clip(bias.mu + bias.user_bias[u], low, high) for u in (triples.user_a, triples.user_b)
+    ]
+    fallback = pair_target(own[0], own[1], model.target)
+    result["model"] = regression_metrics(pair, truth, ds.rating_range)
+    result["mean_plus_user_bias"] = regression_metrics(fallback, truth, ds.rating_range)
+    diff, low_ci, high_ci = bootstrap_diff_ci(
+        pair - truth,
+        fallback - truth,
+        n_boot=int(opts["bootstrap"]),
+        seed=int(opts["seed"]),
+        stat="rmse",
+    )
+    result["ci"] = {
+        "pair_rmse": {
+            "baseline": "mean_plus_user_bias",
+            "diff": diff,
+            "low": low_ci,
+            "high": high_ci,
+        }
+    }
+    return result
 
 
 def _one_reveal(

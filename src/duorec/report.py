@@ -85,10 +85,10 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
     diversity = result.get("test", {}).get("diversity")
     if diversity:
         console.print(diversity_table(diversity))
-    if result.get("cold_start"):
+    if result.get("cold_start", {}).get("protocol"):
         console.print(cold_start_table(result["cold_start"]))
-        for line in cold_start_ci_lines(result["cold_start"]):
-            console.print(line)
+    for line in cold_start_ci_lines(result.get("cold_start", {})):
+        console.print(line)
     oracle = result.get("oracle")
     if oracle:
         console.print(
@@ -110,7 +110,7 @@ def cold_start_table(cold: dict[str, Any]) -> Table:
     for column in ("N", "model", "users", "triples", *COLD_COLUMNS):
         table.add_column(column, justify="right" if column != "model" else "left")
     for n, block in cold.items():
-        if n == "protocol":
+        if n in ("protocol", "new_movies"):
             continue
         for name in ("model", "bias", "ease_sum", "ease_both", "popularity"):
             if name in block:
@@ -126,11 +126,21 @@ def cold_start_table(cold: dict[str, Any]) -> Table:
 
 
 def cold_start_ci_lines(cold: dict[str, Any]) -> list[str]:
+    """Paired-bootstrap lines for each N, and the new-movie RMSEs."""
     lines = []
     for n, block in cold.items():
-        for metric, ci in (block.get("ci") or {}).items() if n != "protocol" else ():
+        if n == "protocol":
+            continue
+        label = "new movies" if n == "new_movies" else f"N={n}"
+        if n == "new_movies" and "model" in block:
             lines.append(
-                f"cold start N={n}: {metric} model - {ci['baseline']} = {ci['diff']:+.4f} "
+                f"cold start, {block['n_movies']} new movies, {block['n_triples']} pair "
+                f"triples: pair RMSE model {block['model']['pair_rmse']:.4f}, global mean + "
+                f"user bias {block['mean_plus_user_bias']['pair_rmse']:.4f}"
+            )
+        for metric, ci in (block.get("ci") or {}).items():
+            lines.append(
+                f"cold start {label}: {metric} model - {ci['baseline']} = {ci['diff']:+.4f} "
                 f"[{ci['low']:+.4f}, {ci['high']:+.4f}] (95% paired bootstrap)"
             )
     return lines

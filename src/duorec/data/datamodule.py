@@ -162,6 +162,7 @@ class PairDataModule(L.LightningDataModule):
         movielens_dir: str | None = None,
         imdb_dir: str | None = None,
         cold_users: float | None = None,
+        cold_movies: float | None = None,
     ):
         super().__init__()
         self.spec = DatasetSpec.from_config(
@@ -175,6 +176,7 @@ class PairDataModule(L.LightningDataModule):
                 movielens_dir=movielens_dir,
                 imdb_dir=imdb_dir,
                 cold_users=cold_users,
+                cold_movies=cold_movies,
             )
         )
         self.cache_dir = str(cache_dir)
