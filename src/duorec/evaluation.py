@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from duorec.coldstart import cold_start, reveal_settings
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
@@ -119,6 +120,7 @@ def evaluate(
     `opts` is the `eval` config group (conf/eval/default.yaml): targets, k, relevance
     threshold, ranking sample size, baselines, MF settings, bootstrap resamples, seed.
     """
+    reveal_settings(opts)  # a bad eval.cold_start fails before minutes of evaluation
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
     train_frame = ds.split("train")
@@ -185,6 +187,7 @@ def evaluate(
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
     # groups of eval.group_sizes (none by default: then nothing is added)
     result.update(group_section(model, datamodule, baselines, rankers, opts))
+    result.update(cold_start(model, datamodule, opts, rankers.get("ease")))
     return result
 
 

@@ -85,12 +85,65 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
     diversity = result.get("test", {}).get("diversity")
     if diversity:
         console.print(diversity_table(diversity))
+    if result.get("cold_start", {}).get("protocol"):
+        console.print(cold_start_table(result["cold_start"]))
+    for line in cold_start_ci_lines(result.get("cold_start", {})):
+        console.print(line)
     oracle = result.get("oracle")
     if oracle:
         console.print(
             f"best achievable pair RMSE (synthetic noise floor): "
             f"{oracle['pair_rmse']:.4f}; model / floor = {oracle['model_ratio']:.3f}"
         )
+
+
+COLD_COLUMNS = ("pair_rmse", "pair_rmse_cold_cold", "pair_rmse_cold_known", "ndcg@10", "recall@10")
+
+
+def cold_start_table(cold: dict[str, Any]) -> Table:
+    """Cold start: one row per (N revealed, model), the model beside the folded-in baselines."""
+    proto = cold.get("protocol", {})
+    table = Table(
+        title=f"cold start: {proto.get('held_out_users')} held-out users, "
+        f"{proto.get('reveal')} revealed to fold-in"
+    )
+    for column in ("N", "model", "users", "triples", *COLD_COLUMNS):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for n, block in cold.items():
+        if n in ("protocol", "new_movies"):
+            continue
+        for name in ("model", "bias", "ease_sum", "ease_both", "popularity"):
+            if name in block:
+                metrics = block[name]
+                table.add_row(
+                    n,
+                    name,
+                    str(block.get("n_users")),
+                    str(block.get("n_triples")),
+                    *(_fmt(metrics.get(c)) for c in COLD_COLUMNS),
+                )
+    return table
+
+
+def cold_start_ci_lines(cold: dict[str, Any]) -> list[str]:
+    """Paired-bootstrap lines for each N, and the new-movie RMSEs."""
+    lines = []
+    for n, block in cold.items():
+        if n == "protocol":
+            continue
+        label = "new movies" if n == "new_movies" else f"N={n}"
+        if n == "new_movies" and "model" in block:
+            lines.append(
+                f"cold start, {block['n_movies']} new movies, {block['n_triples']} pair "
+                f"triples: pair RMSE model {block['model']['pair_rmse']:.4f}, global mean + "
+                f"user bias {block['mean_plus_user_bias']['pair_rmse']:.4f}"
+            )
+        for metric, ci in (block.get("ci") or {}).items():
+            lines.append(
+                f"cold start {label}: {metric} model - {ci['baseline']} = {ci['diff']:+.4f} "
+                f"[{ci['low']:+.4f}, {ci['high']:+.4f}] (95% paired bootstrap)"
+            )
+    return lines
 
 
 def _fmt(value: Any) -> str:

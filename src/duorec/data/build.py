@@ -23,7 +23,14 @@ from duorec.data.imdb import IMDB_FILES
 from duorec.data.merge import fallback_title_keys, link_tconsts, merge_movies
 from duorec.data.movielens import MovieLensData, read_movielens
 from duorec.data.prepared import PreparedDataset, cache_key
-from duorec.data.split import split_ratings
+from duorec.data.split import (
+    COLD,
+    COLD_MOVIE,
+    COLD_MOVIE_STREAM,
+    COLD_USER_STREAM,
+    held_out_mask,
+    split_ratings,
+)
 from duorec.data.titles import split_title_years
 from duorec.io import sweep_orphans
 
@@ -47,6 +54,20 @@ class DatasetSpec:
     synthetic: Mapping[str, Any] | None = None
     movielens_dir: str | None = None
     imdb_dir: str | None = None
+    cold_users: float | None = None  # share of users held out entirely (cold-start protocol)
+    cold_movies: float | None = None  # share of movies without any train rating (metadata kept)
+
+    def __post_init__(self) -> None:
+        for key in ("cold_users", "cold_movies"):
+            value = getattr(self, key)
+            if value is not None and not (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and 0.0 < float(value) < 1.0
+            ):
+                from duorec.cli import UsageError
+
+                raise UsageError(f"data.{key} must be a share in (0, 1) or null, got {value!r}")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> DatasetSpec:
@@ -54,7 +75,13 @@ class DatasetSpec:
         return cls(**{k: _plain(cfg[k]) for k in names if k in cfg})
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields; the held-out shares only when set, so data sets without them keep the
+        cache key they had before the settings existed."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("cold_users", "cold_movies"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 def prepared_folder(cache_dir: str | Path, name: str, key: str) -> Path:
@@ -154,6 +181,11 @@ def build_dataset(
         method=split_cfg["method"],
         timestamps=ratings["timestamp"].to_numpy(),
     )
+    seed = int(cfg["seed"])
+    cold = held_out_mask(len(user_ids), cfg.get("cold_users"), seed, COLD_USER_STREAM)
+    cold_movies = held_out_mask(len(movies), cfg.get("cold_movies"), seed, COLD_MOVIE_STREAM)
+    split[cold_movies[movie]] = COLD_MOVIE
+    split[cold[user]] = COLD  # a held-out user's ratings all wait for the fold-in
 
     rating_counts = ratings["movieId"].value_counts()
     catalog, people, report = _catalog(ml, movies, imdb_dir, rating_counts, cfg["features"])
@@ -189,6 +221,12 @@ def build_dataset(
             s: int((split == c).sum()) for s, c in (("train", 0), ("val", 1), ("test", 2))
         },
     }
+    if cold.any():
+        manifest["split_sizes"]["cold"] = int((split == COLD).sum())
+        manifest["n_cold_users"] = int(cold.sum())
+    if cold_movies.any():
+        manifest["split_sizes"]["cold_movies"] = int((split == COLD_MOVIE).sum())
+        manifest["n_cold_movies"] = int(cold_movies.sum())
     synthetic_manifest = movielens_dir.parent / "manifest.json"
     if cfg["source"] == "synthetic" and synthetic_manifest.exists():
         import json

@@ -182,6 +182,8 @@ class PairDataModule(L.LightningDataModule):
         movielens_dir: str | None = None,
         imdb_dir: str | None = None,
         group_sizes: Mapping[int, float] | None = None,
+        cold_users: float | None = None,
+        cold_movies: float | None = None,
     ):
         super().__init__()
         self.spec = DatasetSpec.from_config(
@@ -194,6 +196,8 @@ class PairDataModule(L.LightningDataModule):
                 synthetic=synthetic,
                 movielens_dir=movielens_dir,
                 imdb_dir=imdb_dir,
+                cold_users=cold_users,
+                cold_movies=cold_movies,
             )
         )
         self.cache_dir = str(cache_dir)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 TRAIN, VAL, TEST = 0, 1, 2
-SPLIT_NAMES = {"train": TRAIN, "val": VAL, "test": TEST}
+# the ratings of users held out entirely (`data.cold_users`): in no split, only the cold-start
+# protocol (`duorec.coldstart`) reads them
+COLD = 3
+# the ratings of movies held out entirely (`data.cold_movies`), by users not held out
+COLD_MOVIE = 4
+SPLIT_NAMES = {"train": TRAIN, "val": VAL, "test": TEST, "cold": COLD, "cold_movies": COLD_MOVIE}
 
 
 def split_ratings(
@@ -45,3 +50,24 @@ def split_ratings(
     codes[order[n_train : n_train + n_val]] = VAL
     codes[order[n_train + n_val :]] = TEST
     return codes
+
+
+def held_out_mask(n: int, fraction: float | None, seed: int, stream: int) -> np.ndarray:
+    """Boolean [n]: a seeded `fraction` of users (or movies) held out of every split.
+
+    Held out *after* the split is drawn, so features, baselines and the model never see any
+    of their ratings while the other ratings keep the split they would have had. Each kind
+    has its own random stream (`[seed, stream]`): users `COLD_USER_STREAM`, movies
+    `COLD_MOVIE_STREAM`.
+    """
+    mask = np.zeros(n, dtype=bool)
+    if fraction is None:
+        return mask
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"a held-out share must be in (0, 1), got {fraction}")
+    n_cold = max(1, int(round(float(fraction) * n)))
+    mask[np.random.default_rng([seed, stream]).permutation(n)[:n_cold]] = True
+    return mask
+
+
+COLD_USER_STREAM, COLD_MOVIE_STREAM = 0xC01D, 0xF11
