@@ -68,6 +68,11 @@ def main(cache_dir: str, out_dir: str) -> None:
         "val_rmse": float(trainer.callback_metrics["val/pair_rmse"]),
     }
     (Path(out_dir) / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+    # tear gloo down before the interpreter exits: left to shutdown, its threads were still
+    # joinable when destroyed ("terminate called without an active exception", SIGABRT) in
+    # one CI run in several
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
