@@ -429,21 +429,26 @@ class GridCache:
 
     def __init__(self, model: PairRatingModule):
         self.model = model
-        self.movies, self.watch = model.encode_movies(), model.encode_watch()
-        self.grids: dict[tuple[str, bytes], torch.Tensor] = {}
+        self.movies, self.watch_vectors = model.encode_movies(), model.encode_watch()
+        self.rating = self._grid("rating")
+        self.watch: dict[str, PairScoreFn] = {}  # per co-watch pair rule
 
-    def grid(self, how: str, a: np.ndarray, b: np.ndarray) -> torch.Tensor:
-        rule = getattr(self.model, "rank_pair_rule", "") if how == "watch" else ""
-        key = (how + rule, a.tobytes() + b.tobytes())
-        if key not in self.grids:
+    def _grid(self, how: str) -> PairScoreFn:
+        def grid(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
             ta, tb = torch.as_tensor(a), torch.as_tensor(b)
-            self.grids[key] = self.model.rank_grid(ta, tb, self.movies, self.watch, how)
-        return self.grids[key]
+            return self.model.rank_grid(ta, tb, self.movies, self.watch_vectors, how)
+
+        return memoized(grid)  # type: ignore[arg-type]
 
     def weighted(self, weight: float) -> PairScoreFn:
+        rule = getattr(self.model, "rank_pair_rule", "")
+        if rule not in self.watch:
+            self.watch[rule] = self._grid("watch")
+        watch_grid = self.watch[rule]
+
         def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            watch = self.grid("watch", a, b)
-            return (watch + weight * self.grid("rating", a, b) if weight else watch).numpy()
+            watch = watch_grid(a, b)
+            return (watch + weight * self.rating(a, b) if weight else watch).numpy()  # type: ignore[operator]
 
         return score
 

@@ -310,18 +310,8 @@ def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) 
     labels: list[Any] = list(request.users) + [p.label for p in people]
     if len(set(labels)) < len(labels):  # the same file twice: tell the two apart
         labels = [f"{label} ({i + 1})" for i, label in enumerate(labels)]
-    if len(users) > 2:
-        return recommend_group_indices(
-            folded.model,
-            index.with_people(folded.seen),
-            users,
-            labels,
-            k=request.k,
-            aggregate=request.aggregate,
-            filters=request.filters,
-            rank_by=request.rank_by,
-        )
-    frame = recommend_indices(
+    serve = recommend_group_indices if len(users) > 2 else recommend_indices
+    frame = serve(
         folded.model,
         index.with_people(folded.seen),
         users,
@@ -331,6 +321,8 @@ def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) 
         filters=request.filters,
         rank_by=request.rank_by,
     )
+    if len(users) > 2:  # a group's table shows every member's rating instead of reasons
+        return frame
     raters = [
         dataset_rater(dataset.ratings, u, f"user {user_id}")
         for u, user_id in zip(known, request.users, strict=True)
