@@ -57,9 +57,11 @@ run_job() {
   fi
   mkdir -p "$dir"
   echo "start: $dir"
-  if (cd "$repo" && OMP_NUM_THREADS=1 WANDB_MODE=disabled \
+  (cd "$repo" && OMP_NUM_THREADS=1 WANDB_MODE=disabled \
     PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PYTHON" -m duorec.train "${args[@]}" "${extra[@]}") >>"$dir/stdout.log" 2>&1; then
+    "$PYTHON" -m duorec.train "${args[@]}" "${extra[@]}") >>"$dir/stdout.log" 2>&1 || true
+  # judged by metrics.json, not the exit status: a SIGTERM'd run can stop cleanly without one
+  if [[ -f $dir/metrics.json ]]; then
     echo "finished: $dir"
   else
     echo "FAILED: $dir (see its stdout.log)"
