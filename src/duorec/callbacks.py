@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 
 
 class TripleThroughput(L.Callback):
@@ -76,3 +77,36 @@ def numpy_state() -> tuple[Any, ...]:
     `torch.load(weights_only=True)`, which refuses numpy arrays."""
     kind, key, *rest = np.random.get_state()
     return (kind, torch.from_numpy(key.astype(np.int64)), *rest)
+
+
+class ExponentialMovingAverage(WeightAveraging):
+    """Validates, checkpoints and finally keeps an exponential moving average of the weights.
+
+    Why: early stopping halts training while the cosine schedule's learning rate is still high,
+    so the last iterate carries the noise of its last few hundred steps; an average over them
+    is a better model at no training cost. The average's memory is given in epochs, not steps
+    (`half_life` epochs: a weight from that many epochs ago counts half as much as the newest),
+    because a step count would only fit one data set's size. Early in training the decay is
+    capped at (1 + n) / (10 + n) after n updates, so the average does not cling to the random
+    initialisation. Only parameters are averaged: the model's buffers (co-watch weights, vocab
+    tables) never change while training. Lightning's `WeightAveraging` swaps the average in for
+    validation and writes it as each checkpoint's `state_dict`, so the best checkpoint *is* the
+    averaged model and `load_from_checkpoint` needs nothing special.
+    """
+
+    def __init__(self, half_life: float = 0.5) -> None:
+        if not half_life > 0:
+            raise ValueError(f"callbacks.ema.half_life must be > 0 epochs, got {half_life}")
+        super().__init__(use_buffers=False, avg_fn=self._average)
+        self.half_life = half_life
+        self.decay = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        steps = max(int(trainer.num_training_batches), 1)
+        self.decay = 0.5 ** (1.0 / (self.half_life * steps))
+
+    def _average(
+        self, average: torch.Tensor, current: torch.Tensor, n: torch.Tensor
+    ) -> torch.Tensor:
+        decay = min(self.decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return average + (current - average) * (1.0 - decay)

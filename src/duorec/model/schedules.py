@@ -7,13 +7,32 @@ once it has seen the data module, so the config gives a partial and the model co
 
 from __future__ import annotations
 
+import math
+
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 
-def cosine(optimizer: Optimizer, total_steps: int) -> LRScheduler:
-    """Cosine decay from the optimiser's learning rate to zero over `total_steps`."""
-    return CosineAnnealingLR(optimizer, T_max=total_steps)
+def cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.0) -> LRScheduler:
+    """Linear warm-up over `warmup_fraction` of the run, then cosine decay to zero.
+
+    Why warm up: Adam's first steps use second-moment estimates from a handful of batches, and
+    the first batches of a fresh model push every embedding the same way; a short ramp keeps
+    those noisy steps small. Given as a fraction of the run, never a step count, so the same
+    setting fits a data set of any size. Every parameter group (embeddings may have their own
+    learning rate) follows the same curve.
+    """
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    warmup = int(warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return LambdaLR(optimizer, factor)
 
 
 def onecycle(optimizer: Optimizer, total_steps: int, warmup_fraction: float) -> LRScheduler:
