@@ -144,6 +144,51 @@ def test_letterboxd_ratings_and_watched(tmp_path: Path, matcher: CatalogMatcher)
     assert sorted(CATALOG[m][0] for m in watched.seen) == [2, 8]
 
 
+# watched.csv lists every film seen, rated ones included (The Matrix here)
+LETTERBOXD_WATCHED_ALL = LETTERBOXD_WATCHED + "2023-01-07,The Matrix,1999,https://boxd.it/2a2k\n"
+
+
+def export_folder(root: Path) -> Path:
+    """A Letterboxd export as it unzips: a folder of files, some not about taste."""
+    folder = root / "letterboxd-alice-2026-11-28"
+    folder.mkdir()
+    write(folder, "ratings.csv", LETTERBOXD_RATINGS)
+    write(folder, "watched.csv", LETTERBOXD_WATCHED_ALL)
+    write(folder, "watchlist.csv", "Date,Name,Year,Letterboxd URI\n2023-01-01,Seven,1995,x\n")
+    return folder
+
+
+def check_export(person) -> None:
+    assert person.format == "letterboxd_export"
+    assert [p.format for p in person.parts] == ["letterboxd_ratings", "letterboxd_watched"]
+    assert [dict(p.matched) for p in person.parts] == [{"title_year": 3}, {"title_year": 3}]
+    assert person.unmatched == ["Not A Real Film (2010)", "Nope (1999)"]
+    assert movie_ids(person) == [1, 3, 5]  # rated: ratings.csv
+    assert sorted(person.ratings.tolist()) == [0.5, 4.0, 4.5]
+    assert movie_ids(person, "watched") == [2, 8]  # seen, not rated; the watchlist is not seen
+    assert sorted(CATALOG[m][0] for m in person.seen) == [1, 2, 3, 5, 8]
+    report = person.report()
+    assert "5 films seen, 3 of them rated" in report and "Nope (1999)" in report
+
+
+def test_a_letterboxd_export_folder_is_one_person(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    check_export(read_person(export_folder(tmp_path), matcher, "alice"))
+
+
+def test_a_letterboxd_export_zip_is_one_person(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    import shutil
+
+    folder = export_folder(tmp_path)
+    archive = shutil.make_archive(str(tmp_path / "letterboxd"), "zip", folder)
+    check_export(read_person(archive, matcher, "alice"))
+
+
+def test_a_folder_without_letterboxd_files_is_refused(tmp_path: Path, matcher: CatalogMatcher) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: a folder or zip needs a Letterboxd ratings.csv or watched.csv"):
+        read_person(tmp_path / "empty", matcher)
+
+
 @pytest.mark.parametrize(
     ("text", "rule", "ids"),
     [

@@ -9,6 +9,9 @@ is recognised from the header alone (no flag to get wrong):
   series, episodes (and games, podcasts) are skipped and counted: the catalogue holds films.
 * Letterboxd ``ratings.csv``: ``Date,Name,Year,Letterboxd URI,Rating`` (0.5-5 stars), matched
   by title + year. Letterboxd ``watched.csv`` (the same without Rating): seen, no rating.
+  The whole export (the zip Letterboxd sends, or the folder it unzips to) is one person: its
+  ``ratings.csv`` and ``watched.csv`` are read together, so a film watched and never rated is
+  still excluded from the recommendations.
 * A plain CSV: ``movieId`` or ``tconst`` or ``title`` + ``year``, and ``rating`` (already on
   the data set's scale).
 
@@ -24,6 +27,8 @@ MovieLens: 1 -> 0.5, 10 -> 5, so a 7 is 3.5), which keeps the ends and the spaci
 from __future__ import annotations
 
 import csv
+import io
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +40,10 @@ from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.data.titles import normalise_titles, title_keys_frame
 
-FORMATS = ("imdb", "letterboxd_ratings", "letterboxd_watched", "plain")
+FORMATS = ("imdb", "letterboxd_ratings", "letterboxd_watched", "letterboxd_export", "plain")
+# the files of a Letterboxd export that describe a person's taste (its other files, diary,
+# reviews, likes, watchlist, repeat these films or name films not seen)
+LETTERBOXD_FILES = ("ratings.csv", "watched.csv")
 RULES = ("tconst", "movieId", "title_year", "title_year_pm1")
 # IMDb "Title Type" values that are not films, lower case without spaces or hyphens (exports
 # write "TV Series", "TV Mini Series"; older ones "tvSeries", "tvEpisode"): skipped, counted
@@ -75,6 +83,7 @@ class PersonRatings:
     matched: Counter = field(default_factory=Counter)  # rule -> movies
     unmatched: list[str] = field(default_factory=list)
     skipped: int = 0  # TV series / episodes
+    parts: list[PersonRatings] = field(default_factory=list)  # an export's files, each matched
 
     @property
     def seen(self) -> np.ndarray:
@@ -83,6 +92,12 @@ class PersonRatings:
 
     def report(self, limit: int = 10) -> str:
         """'alice (IMDb ratings, alice.csv): 28 of 30 films matched (tconst 27, ...)'."""
+        if self.parts:
+            head = (
+                f"{self.label} ({FORMAT_NAMES[self.format]}, {self.path.name}): "
+                f"{len(self.seen)} films seen, {len(self.movies)} of them rated"
+            )
+            return "\n".join([head] + ["  " + p.report(limit) for p in self.parts])
         films = self.rows - self.skipped
         rules = ", ".join(f"{rule} {n}" for rule in RULES if (n := self.matched.get(rule)))
         n_matched = sum(self.matched.values())
@@ -103,6 +118,7 @@ FORMAT_NAMES = {
     "imdb": "IMDb ratings",
     "letterboxd_ratings": "Letterboxd ratings",
     "letterboxd_watched": "Letterboxd watched",
+    "letterboxd_export": "Letterboxd export",
     "plain": "CSV",
 }
 
@@ -186,20 +202,42 @@ def detect_format(columns: list[str]) -> str | None:
 def read_person(
     path: str | Path, matcher: CatalogMatcher, label: str | None = None
 ) -> PersonRatings:
-    """Read one export file and match it to the catalogue; a one-line DataError otherwise.
+    """Read one person's export (a CSV, or a Letterboxd export as a zip or folder) and match it
+    to the catalogue; a one-line DataError otherwise.
 
     Errors name the file (and the line of a bad rating): missing, empty, an unknown header,
     a rating outside the format's scale, no rows, or not one movie found in the data set.
     """
     path = Path(str(path)).expanduser()
     label = label or path.stem
-    if not path.is_file():
+    if path.is_dir() or zipfile.is_zipfile(path):
+        person = _read_export(path, matcher)
+    elif path.is_file():
+        person = _read_csv(path, path.read_bytes(), matcher)
+    else:
         raise DataError(path, "file not found")
-    if not path.read_bytes().strip():
+    person.label = label
+    if not sum(person.matched.values()):
+        shown = "; ".join(person.unmatched[:3]) or "none"
+        raise DataError(
+            path,
+            f"none of its {person.rows - person.skipped} films is in the data set "
+            f"{matcher.name!r} (e.g. {shown})",
+        )
+    return person
+
+
+def _read_csv(path: Path, content: bytes, matcher: CatalogMatcher) -> PersonRatings:
+    """One export file's bytes, recognised by its header and matched (`path` names it)."""
+    if not content.strip():
         raise DataError(path, f"empty file: {EXPECTED}")
     try:
         frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL
+            io.BytesIO(content),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            quoting=csv.QUOTE_MINIMAL,
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(path, f"cannot read it as CSV: {err}".splitlines()[0]) from None
@@ -210,17 +248,65 @@ def read_person(
     if frame.empty:
         raise DataError(path, "no movies (the file has a header and no rows)")
     column = {c.lower(): c for c in frame.columns}
-    person = _match(frame, column, kind, matcher, path)
-    person.label = label
-    n_matched = sum(person.matched.values())
-    if not n_matched:
-        shown = "; ".join(person.unmatched[:3]) or "none"
+    return _match(frame, column, kind, matcher, path)
+
+
+def _read_export(path: Path, matcher: CatalogMatcher) -> PersonRatings:
+    """A Letterboxd export, zipped or unzipped: its ratings.csv and watched.csv as one person.
+
+    Each file is matched on its own (and reported so); the person rated what ratings.csv
+    rates and saw everything either file names. Files are looked for at the export's top
+    level first, then anywhere inside it (a zip unpacked into a folder of its own name).
+    """
+    contents = _export_files(path)
+    if not contents:
         raise DataError(
-            path,
-            f"none of its {person.rows - person.skipped} films is in the data set "
-            f"{matcher.name!r} (e.g. {shown})",
+            path, f"a folder or zip needs a Letterboxd {' or '.join(LETTERBOXD_FILES)} in it"
         )
-    return person
+    parts = [_read_csv(path / name, data, matcher) for name, data in contents.items()]
+    rated = [p for p in parts if len(p.movies)]
+    movies = np.concatenate([p.movies for p in rated]) if rated else np.zeros(0, np.int64)
+    keep = np.unique(movies[::-1], return_index=True)[1]  # a movie rated twice: the last file
+    keep = len(movies) - 1 - keep
+    movies = movies[keep]
+    ratings = np.concatenate([p.ratings for p in rated])[keep] if rated else np.zeros(0)
+    stamps = np.concatenate([p.timestamps for p in rated])[keep] if rated else np.zeros(0)
+    watched = np.setdiff1d(np.concatenate([p.seen for p in parts]), movies)
+    return PersonRatings(
+        label="",
+        path=path,
+        format="letterboxd_export",
+        movies=movies.astype(np.int64),
+        ratings=ratings.astype(np.float32),
+        timestamps=stamps.astype(np.int64),
+        watched=watched.astype(np.int64),
+        rows=sum(p.rows for p in parts),
+        matched=sum((p.matched for p in parts), Counter()),
+        unmatched=[u for p in parts for u in p.unmatched],
+        skipped=sum(p.skipped for p in parts),
+        parts=parts,
+    )
+
+
+def _export_files(path: Path) -> dict[str, bytes]:
+    """{file name: bytes} of the export's LETTERBOXD_FILES found in a folder or a zip."""
+    if path.is_dir():
+        found = {
+            name: min(path.rglob(name), key=lambda p: len(p.parts), default=None)
+            for name in LETTERBOXD_FILES
+        }
+        return {name: file.read_bytes() for name, file in found.items() if file is not None}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            out = {}
+            for name in LETTERBOXD_FILES:
+                hits = [m for m in members if m.rsplit("/", 1)[-1] == name]
+                if hits:
+                    out[name] = archive.read(min(hits, key=lambda m: m.count("/")))
+            return out
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(path, f"cannot read the zip: {err}") from None
 
 
 def _match(
