@@ -183,9 +183,13 @@ def test_a_letterboxd_export_zip_is_one_person(tmp_path: Path, matcher: CatalogM
     check_export(read_person(archive, matcher, "alice"))
 
 
-def test_a_folder_without_letterboxd_files_is_refused(tmp_path: Path, matcher: CatalogMatcher) -> None:
+def test_a_folder_without_letterboxd_files_is_refused(
+    tmp_path: Path, matcher: CatalogMatcher
+) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"empty: a folder or zip needs a Letterboxd ratings.csv or watched.csv"):
+    with pytest.raises(
+        DataError, match=r"empty: a folder or zip needs a Letterboxd ratings.csv or watched.csv"
+    ):
         read_person(tmp_path / "empty", matcher)
 
 

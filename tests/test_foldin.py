@@ -6,6 +6,7 @@ data whose ratings carry planted genre tastes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from duorec.checkpoint import best_in_run, load_checkpoint
 from duorec.cli import UsageError
 from duorec.data.features import user_features_for
 from duorec.data.prepared import PreparedDataset
+from duorec.data.split import TEST
 from duorec.foldin import Person, fold_in
 from duorec.model.base import PairRatingModule
 from duorec.model.factorization import FactorizationModule
@@ -140,6 +142,48 @@ def test_fold_in_changes_neither_the_checkpoint_nor_the_model(loaded, ckpt: Path
     assert folded.users.tolist() == [dataset.n_users, dataset.n_users + 1]
     known = np.arange(dataset.n_users)
     np.testing.assert_array_equal(predictions(folded.model, known), predictions(model, known))
+
+
+def test_id_factors_are_zero_without_train_ratings_and_fitted_on_fold_in(loaded) -> None:
+    """An id no training batch shows has nothing particular to say: its factors start at
+    exactly zero (a new movie is read by its features) and no optimiser step moves them. A
+    folded-in person's factors are fitted from their ratings; the trained table is shared."""
+    model, dataset = loaded
+    ratings = dataset.ratings.copy()
+    ratings.loc[ratings["movie"] == 5, "split"] = TEST  # movie 5: no train rating left
+    held = dataclasses.replace(dataset, ratings=ratings)
+    torch.manual_seed(0)
+    fresh = DuoModule.from_dataset(
+        held, **model_kwargs(cowatch=None, id_factors=True, factor_l2=0.03)
+    )
+    optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-2, weight_decay=0.01)
+    train = held.split("train")
+    batch = {
+        "user_a": torch.as_tensor(train["user"].to_numpy()[:256], dtype=torch.long),
+        "user_b": torch.as_tensor(train["user"].to_numpy()[256:512], dtype=torch.long),
+        "movie": torch.as_tensor(train["movie"].to_numpy()[:256], dtype=torch.long),
+        "rating_a": torch.as_tensor(train["rating"].to_numpy()[:256]),
+        "rating_b": torch.as_tensor(train["rating"].to_numpy()[256:512]),
+    }
+    table = fresh.movie_tower.id_factors.weight
+    assert (table[5] == 0).all() and (table[4] != 0).any()
+    for _ in range(3):
+        users = torch.cat([batch["user_a"], batch["user_b"]])
+        loss, _ = fresh.rating_losses(
+            fresh.user_vectors_for(users, batch["movie"].repeat(2)), batch
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert (table[5] == 0).all()
+
+    fresh.eval()
+    lover, hater, _ = genre_people(dataset, "Drama")
+    folded = fold_in(fresh, held, [lover, hater])
+    factors = folded.model.user_tower.id_factors.weight
+    assert torch.equal(factors[: dataset.n_users], fresh.user_tower.id_factors.weight)
+    fitted = factors[dataset.n_users :]
+    assert (fitted.norm(dim=1) > 0).all() and not torch.allclose(fitted[0], fitted[1])
 
 
 def test_folded_people_are_never_offered_what_they_rated_or_watched(loaded) -> None:

@@ -58,6 +58,7 @@ from duorec.model.base import PairRatingModule
 from duorec.model.factorization import FactorizationModule
 from duorec.model.fusion import individual
 from duorec.model.module import DuoModule
+from duorec.model.towers import add_id_factors
 
 # residual variance on the scaled axis assumed by the prior: (0.9 stars / 4.5 stars)^2, the
 # order of a good model's individual RMSE on MovieLens
@@ -199,9 +200,12 @@ def _fold_duo(
         _extend_cowatch(clone, people)
 
     new_users = torch.arange(n_old, n_old + n_new)
-    if tower.embedding is not None:
-        ids = _fit_ids(clone, new_users, person, movie, rating, people, steps, lr)
-        clone.user_tower.embedding = _frozen_table(tower.embedding.weight, ids)
+    if tower.embedding is not None or tower.id_factors is not None:
+        ids, factors = _fit_ids(clone, new_users, person, movie, rating, people, steps, lr)
+        if ids is not None:
+            clone.user_tower.embedding = _frozen_table(tower.embedding.weight, ids)
+        if factors is not None:
+            clone.user_tower.id_factors = _frozen_table(tower.id_factors.weight, factors)
     clone.hparams["n_users"] = n_old + n_new
     return clone
 
@@ -259,8 +263,10 @@ def _fit_ids(
     people: Sequence[NewRatings],
     steps: int,
     lr: float,
-) -> torch.Tensor:
-    """The new people's id embeddings [P, embed_dim], everything else frozen.
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The new people's id embeddings [P, embed_dim] and id factors [P, out_dim] (None where
+    the tower has no such table), everything else frozen. Each has its own Gaussian prior,
+    scaled by the trained rows' spread, so both fade as a person's ratings grow.
 
     Gradients are taken with `torch.autograd.grad` with respect to the ids alone, so no
     `.grad` of a shared (trained) tensor is ever touched.
@@ -279,7 +285,13 @@ def _fit_ids(
     m = torch.from_numpy(movie)
     target = clone.scale(torch.from_numpy(rating).float())
     counts = np.bincount(person, minlength=n_new)
-    prior = _prior_weight(tower.embedding.weight, counts)
+    tables = {"ids": tower.embedding, "factors": tower.id_factors}
+    fitted = {
+        name: torch.zeros(n_new, table.embedding_dim, requires_grad=True)
+        for name, table in tables.items()
+        if table is not None
+    }
+    priors = {name: _prior_weight(tables[name].weight, counts) for name in fitted}
     # the watch softmax: each watched movie against the movies the person has not seen
     seen_rows, seen_cols = [], []
     for i, q in enumerate(people):
@@ -293,10 +305,12 @@ def _fit_ids(
     n_seen = torch.bincount(seen_p, minlength=n_new).clamp(min=1).float()
     n_rated = torch.from_numpy(counts).clamp(min=1).float()
 
-    ids = torch.zeros(n_new, tower.embedding.embedding_dim, requires_grad=True)
-    optimiser = torch.optim.Adam([ids], lr=lr)
+    params = list(fitted.values())
+    optimiser = torch.optim.Adam(params, lr=lr)
+    no_ids = torch.zeros(n_new, 0)
     for _ in range(steps):
-        out = tower.net(torch.cat([features, ids], dim=-1))
+        out = tower.net(torch.cat([features, fitted.get("ids", no_ids)], dim=-1))
+        out = add_id_factors(out, fitted.get("factors"))
         per_person = torch.zeros(n_new)
         if len(m):
             error = (individual(out[p, : clone.rating_dim], mv[m]) - target) ** 2
@@ -312,11 +326,15 @@ def _fit_ids(
             nll = torch.logaddexp(own, rest[seen_p]) - own
             ce = torch.zeros(n_new).index_add(0, seen_p, nll) / n_seen
             per_person = per_person + clone.watch_weight * ce
-        loss = (per_person + prior * ids.pow(2).sum(-1)).sum()
-        (grad,) = torch.autograd.grad(loss, [ids])
-        ids.grad = grad
+        penalty = sum(priors[name] * x.pow(2).sum(-1) for name, x in fitted.items())
+        loss = (per_person + penalty).sum()
+        for x, grad in zip(params, torch.autograd.grad(loss, params), strict=True):
+            x.grad = grad
         optimiser.step()
-    return ids.detach()
+    return (
+        fitted["ids"].detach() if "ids" in fitted else None,
+        fitted["factors"].detach() if "factors" in fitted else None,
+    )
 
 
 # ---------------------------------------------------------------------------- factorisation

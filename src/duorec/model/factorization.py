@@ -34,8 +34,9 @@ class FactorizationModule(PairRatingModule):
         target: str,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        factor_l2: float = 0.0,  # off: checkpoints written before it load unchanged
     ):
-        super().__init__(rating_range, target, 0.0, 1.0, optimizer=optimizer, scheduler=scheduler)
+        super().__init__(rating_range, target, 0.0, 1.0, optimizer, scheduler, factor_l2=factor_l2)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.n_movies = n_movies
         self.users = nn.Embedding(n_users, k + 1)

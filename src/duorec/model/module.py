@@ -75,8 +75,13 @@ class DuoModule(PairRatingModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         groups: bool = False,
+        id_factors: bool = False,
+        factor_l2: float = 0.0,
     ):
-        super().__init__(rating_range, target, pair_weight, individual_weight, optimizer, scheduler)
+        # id_factors / factor_l2 default off: checkpoints written before them load unchanged
+        super().__init__(
+            rating_range, target, pair_weight, individual_weight, optimizer, scheduler, factor_l2
+        )
         # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         if rank_by not in RANK_BY:
@@ -120,6 +125,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             False,
+            out_dim if id_factors else 0,
         )
         # the movie's watch factors come with their own bias (popularity)
         movie = TowerConfig(
@@ -131,6 +137,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             use_people,
+            out_dim if id_factors else 0,
         )
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
@@ -186,6 +193,15 @@ class DuoModule(PairRatingModule):
             **kwargs,
         )
         with torch.no_grad():
+            # no train rating, nothing particular to learn: an id that never appears in a
+            # batch keeps its initial factors, so they start (and stay) at zero
+            for tower, ids, n in (
+                (module.user_tower, train["user"], dataset.n_users),
+                (module.movie_tower, train["movie"], dataset.n_movies),
+            ):
+                if tower.id_factors is not None:
+                    unseen = np.bincount(ids.to_numpy(), minlength=n) == 0
+                    tower.id_factors.weight[torch.from_numpy(unseen)] = 0.0
             if module.user_tower.features.shape[1]:
                 module.user_tower.features.copy_(torch.from_numpy(f.user))
             if module.movie_tower.features.shape[1]:
