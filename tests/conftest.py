@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -42,3 +43,15 @@ def model_kwargs(name: str = "duo", **overrides: object) -> dict:
     cfg.pop("_target_")
     cfg.update(overrides)
     return cfg
+
+
+def rating_steps(model, optimizer, batches) -> None:
+    """Plain optimiser steps on the model's rating losses, one per pair/group batch."""
+    for batch in batches:
+        users = torch.cat([batch["user_a"], batch["user_b"]])
+        loss, _ = model.rating_losses(
+            model.user_vectors_for(users, batch["movie"].repeat(2)), batch
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import model_kwargs
+from conftest import model_kwargs, rating_steps
 from test_recommend import assert_one_line_error, run_cli, trained_run
 from test_train import tiny_train_cfg
 
@@ -167,14 +167,7 @@ def test_id_factors_are_zero_without_train_ratings_and_fitted_on_fold_in(loaded)
     }
     table = fresh.movie_tower.id_factors.weight
     assert (table[5] == 0).all() and (table[4] != 0).any()
-    for _ in range(3):
-        users = torch.cat([batch["user_a"], batch["user_b"]])
-        loss, _ = fresh.rating_losses(
-            fresh.user_vectors_for(users, batch["movie"].repeat(2)), batch
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    rating_steps(fresh, optimizer, [batch] * 3)
     assert (table[5] == 0).all()
 
     fresh.eval()

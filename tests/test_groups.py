@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import model_kwargs
+from conftest import model_kwargs, rating_steps
 from test_recommend import assert_one_line_error, run_cli
 from test_train import tiny_train_cfg
 
@@ -275,14 +275,7 @@ def test_group_model_beats_the_aggregated_bias_baseline() -> None:
     sampler = GroupSampler(train_index, {2: 0.4, 3: 0.3, 4: 0.3})
     rng = np.random.default_rng(0)
     model.train()
-    for _ in range(400):
-        batch = groups_to_batch(sampler.draw(256, rng))
-        pair_users = torch.cat([batch["user_a"], batch["user_b"]])
-        movies = torch.cat([batch["movie"], batch["movie"]])
-        loss, _ = model.rating_losses(model.user_vectors_for(pair_users, movies), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    rating_steps(model, optimizer, (groups_to_batch(sampler.draw(256, rng)) for _ in range(400)))
     bias = BiasBaseline(rating_range=(0.5, 5.0)).fit(
         user[~test], movie[~test], rating[~test], 60, 40
     )

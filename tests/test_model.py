@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import model_kwargs
+from conftest import model_kwargs, rating_steps
 
 from duorec.model.fusion import aggregate
 from duorec.model.module import DuoModule
@@ -232,15 +232,7 @@ def test_id_factors_learn_planted_user_by_movie_factors() -> None:
     sampler = GroupSampler(RaterIndex(user[~test], movie[~test], rating[~test], 40), {2: 1.0})
     rng = np.random.default_rng(0)
     model.train()
-    for _ in range(300):
-        batch = groups_to_batch(sampler.draw(256, rng))
-        users = torch.cat([batch["user_a"], batch["user_b"]])
-        loss, _ = model.rating_losses(
-            model.user_vectors_for(users, batch["movie"].repeat(2)), batch
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    rating_steps(model, optimizer, (groups_to_batch(sampler.draw(256, rng)) for _ in range(300)))
     model.eval()
     with torch.no_grad():
         u, m = torch.as_tensor(user[test]), torch.as_tensor(movie[test])

@@ -205,15 +205,9 @@ class PairRatingModule(L.LightningModule):
         individual_loss = (F.mse_loss(ra, ta) + F.mse_loss(rb, tb)) / 2
         loss = self.pair_weight * pair_loss + self.individual_weight * individual_loss
         if self.factor_l2:
-            loss = loss + self.factor_l2 * self.factor_norms(batch, users, mv)
+            norms = users[:, :-1].pow(2).sum(-1).mean() + mv[:, :-1].pow(2).sum(-1).mean()
+            loss = loss + self.factor_l2 * norms
         return loss, pair_loss
-
-    def factor_norms(
-        self, batch: dict[str, torch.Tensor], users: torch.Tensor, movies: torch.Tensor
-    ) -> torch.Tensor:
-        """Mean squared norm of the free factors a batch used (per rating), for `factor_l2`:
-        here the factor part of the user and movie vectors themselves, as in MF."""
-        return users[:, :-1].pow(2).sum(-1).mean() + movies[:, :-1].pow(2).sum(-1).mean()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         movie = batch["movie"]
