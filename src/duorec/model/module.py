@@ -75,7 +75,7 @@ class DuoModule(PairRatingModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         groups: bool = False,
-        id_factors: bool = False,
+        id_factors: bool | str = False,
         factor_l2: float = 0.0,
     ):
         # id_factors / factor_l2 default off: checkpoints written before them load unchanged
@@ -93,6 +93,11 @@ class DuoModule(PairRatingModule):
         if rank_pair_rule not in COWATCH_RULES:
             raise ValueError(
                 f"unknown rank_pair_rule {rank_pair_rule!r}: choose one of {COWATCH_RULES}"
+            )
+        factor_sides = ID_FACTORS.get(id_factors)
+        if factor_sides is None:
+            raise ValueError(
+                f"unknown id_factors {id_factors!r}: choose one of users, movies, both, none"
             )
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
@@ -125,7 +130,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             False,
-            out_dim if id_factors else 0,
+            out_dim if "users" in factor_sides else 0,
         )
         # the movie's watch factors come with their own bias (popularity)
         movie = TowerConfig(
@@ -137,7 +142,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             use_people,
-            out_dim if id_factors else 0,
+            out_dim if "movies" in factor_sides else 0,
         )
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
@@ -423,3 +428,12 @@ def history_size(train: Any, history_max: int | None) -> int:
     """How many train ratings the history bags hold when each keeps at most `history_max`."""
     counts = np.bincount(train["user"].to_numpy())
     return int(counts.sum() if history_max is None else np.minimum(counts, history_max).sum())
+# which towers get free id factors (towers.add_id_factors); a bool is "both" or "none"
+ID_FACTORS: dict[bool | str, tuple[str, ...]] = {
+    "none": (),
+    "users": ("users",),
+    "movies": ("movies",),
+    "both": ("users", "movies"),
+    False: (),
+    True: ("users", "movies"),
+}
