@@ -197,6 +197,21 @@ def test_id_factors_add_each_ids_own_vector_to_the_towers_factors() -> None:
     assert make_module(id_factors=False).movie_tower.id_factors is None
 
 
+@pytest.mark.parametrize(
+    ("sides", "users", "movies"),
+    [("users", True, False), ("movies", False, True), ("both", True, True), ("none", False, False)],
+)
+def test_id_factors_go_to_the_towers_named(sides: str, users: bool, movies: bool) -> None:
+    module = make_module(id_factors=sides)
+    assert (module.user_tower.id_factors is not None) is users
+    assert (module.movie_tower.id_factors is not None) is movies
+
+
+def test_unknown_id_factors_side_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown id_factors 'user': choose one of users"):
+        make_module(id_factors="user")
+
+
 def test_id_factors_learn_planted_user_by_movie_factors() -> None:
     """On rank-2 ratings (taste x kind) that no bias can fit, the model with id factors and
     their L2 reaches well below the bias baseline's RMSE on held-out ratings."""

@@ -422,12 +422,6 @@ class DuoModule(PairRatingModule):
 
 
 RANK_BY = ("score", "rating", "watch")
-
-
-def history_size(train: Any, history_max: int | None) -> int:
-    """How many train ratings the history bags hold when each keeps at most `history_max`."""
-    counts = np.bincount(train["user"].to_numpy())
-    return int(counts.sum() if history_max is None else np.minimum(counts, history_max).sum())
 # which towers get free id factors (towers.add_id_factors); a bool is "both" or "none"
 ID_FACTORS: dict[bool | str, tuple[str, ...]] = {
     "none": (),
@@ -437,3 +431,9 @@ ID_FACTORS: dict[bool | str, tuple[str, ...]] = {
     False: (),
     True: ("users", "movies"),
 }
+
+
+def history_size(train: Any, history_max: int | None) -> int:
+    """How many train ratings the history bags hold when each keeps at most `history_max`."""
+    counts = np.bincount(train["user"].to_numpy())
+    return int(counts.sum() if history_max is None else np.minimum(counts, history_max).sum())
