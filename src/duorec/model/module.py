@@ -77,6 +77,7 @@ class DuoModule(PairRatingModule):
         groups: bool = False,
         id_factors: bool | str = False,
         factor_l2: float = 0.0,
+        id_factor_dim: int | None = None,
     ):
         # id_factors / factor_l2 default off: checkpoints written before them load unchanged
         super().__init__(
@@ -99,6 +100,7 @@ class DuoModule(PairRatingModule):
             raise ValueError(
                 f"unknown id_factors {id_factors!r}: choose one of users, movies, both, none"
             )
+        width = out_dim if id_factor_dim is None else min(id_factor_dim, out_dim)
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
         self.watch_dim = watch_dim
@@ -130,7 +132,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             False,
-            out_dim if "users" in factor_sides else 0,
+            width if "users" in factor_sides else 0,
         )
         # the movie's watch factors come with their own bias (popularity)
         movie = TowerConfig(
@@ -142,7 +144,7 @@ class DuoModule(PairRatingModule):
             use_ids,
             use_features,
             use_people,
-            out_dim if "movies" in factor_sides else 0,
+            width if "movies" in factor_sides else 0,
         )
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
