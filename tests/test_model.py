@@ -207,9 +207,25 @@ def test_id_factors_go_to_the_towers_named(sides: str, users: bool, movies: bool
     assert (module.movie_tower.id_factors is not None) is movies
 
 
+def test_id_factor_dim_narrows_the_table_to_the_first_factor_columns() -> None:
+    narrow = make_module(id_factors="movies", id_factor_dim=3)
+    table = narrow.movie_tower.id_factors
+    assert table is not None and table.embedding_dim == 3
+    movies = torch.tensor([5])
+    with torch.no_grad():
+        table.weight.zero_()
+        before = narrow.movie_vectors(movies)
+        table.weight[5] = 2.0
+        after = narrow.movie_vectors(movies)
+    torch.testing.assert_close(after[0, :3], before[0, :3] + 2.0)
+    torch.testing.assert_close(after[0, 3:], before[0, 3:])
+
+
 def test_unknown_id_factors_side_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown id_factors 'user': choose one of users"):
         make_module(id_factors="user")
+    with pytest.raises(ValueError, match="id_factor_dim must be >= 1"):
+        make_module(id_factors="both", id_factor_dim=0)
 
 
 def test_id_factors_learn_planted_user_by_movie_factors() -> None:

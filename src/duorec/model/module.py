@@ -100,6 +100,10 @@ class DuoModule(PairRatingModule):
             raise ValueError(
                 f"unknown id_factors {id_factors!r}: choose one of users, movies, both, none"
             )
+        if id_factor_dim is not None and id_factor_dim < 1:
+            raise ValueError(
+                f"id_factor_dim must be >= 1 (or null for out_dim), got {id_factor_dim}"
+            )
         width = out_dim if id_factor_dim is None else min(id_factor_dim, out_dim)
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
