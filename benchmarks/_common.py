@@ -229,3 +229,17 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def drop_option(argv: list[str], name: str) -> list[str]:
+    """argv without `name` and the values that follow it (up to the next --option)."""
+    out, skipping = [], False
+    for a in argv:
+        if a == name or a.startswith(name + "="):
+            skipping = a == name
+            continue
+        if skipping and not a.startswith("--"):
+            continue
+        skipping = False
+        out.append(a)
+    return out

@@ -68,6 +68,7 @@ from typing import Any
 from _common import (
     DEFAULT_CACHE,
     compose_train_config,
+    drop_option,
     machine_info,
     markdown_table,
     median,
@@ -191,6 +192,8 @@ def measure(args: argparse.Namespace, recipe: str) -> dict[str, Any]:
     import lightning as L
     import torch
 
+    from duorec.train import build_model
+
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
@@ -205,12 +208,7 @@ def measure(args: argparse.Namespace, recipe: str) -> dict[str, Any]:
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
     prepared = time.perf_counter()
-    build = hydra.utils.instantiate(cfg.model, _partial_=True)
-    model = build(
-        dataset=datamodule.dataset,
-        optimizer=hydra.utils.instantiate(cfg.optim),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-    )
+    model = build_model(cfg, datamodule)
     built = time.perf_counter()
 
     timer = epoch_timer()
@@ -259,29 +257,13 @@ def in_child(args: argparse.Namespace, recipe: str) -> dict[str, Any]:
     """`measure` in a fresh interpreter started with OMP_NUM_THREADS=--threads."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        argv = _drop_option(
-            _drop_option(_drop_option(sys.argv[1:], "--json"), "--recipes"), "--child"
-        )
+        argv = drop_option(drop_option(drop_option(sys.argv[1:], "--json"), "--recipes"), "--child")
         cmd = [sys.executable, __file__, *argv, "--child", recipe, "--json", str(out)]
         threads = str(args.threads)
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         subprocess.run(cmd, check=True, env=env)
         return json.loads(out.read_text())
-
-
-def _drop_option(argv: list[str], name: str) -> list[str]:
-    """argv without `name` and the values that follow it (up to the next --option)."""
-    out, skipping = [], False
-    for a in argv:
-        if a == name or a.startswith(name + "="):
-            skipping = a == name
-            continue
-        if skipping and not a.startswith("--"):
-            continue
-        skipping = False
-        out.append(a)
-    return out
 
 
 # ----------------------------------------------------------------------------- parent

@@ -53,6 +53,7 @@ import torch
 from _common import (
     DEFAULT_CACHE,
     compose_train_config,
+    drop_option,
     machine_info,
     markdown_table,
     median,
@@ -272,26 +273,12 @@ def in_child(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        argv = _drop_option(_drop_option(sys.argv[1:], "--threads"), "--json")
+        argv = drop_option(drop_option(sys.argv[1:], "--threads"), "--json")
         cmd = [sys.executable, __file__, *argv, "--threads", str(threads), "--json", str(out)]
         cmd.append("--child")
         env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         subprocess.run(cmd, check=True, env=env)
         return json.loads(out.read_text())["rows"]
-
-
-def _drop_option(argv: list[str], name: str) -> list[str]:
-    """argv without `name` and the values that follow it (up to the next --option)."""
-    out, skipping = [], False
-    for a in argv:
-        if a == name or a.startswith(name + "="):
-            skipping = a == name
-            continue
-        if skipping and not a.startswith("--"):
-            continue
-        skipping = False
-        out.append(a)
-    return out
 
 
 def main() -> None:

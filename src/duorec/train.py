@@ -67,6 +67,24 @@ def continue_in_run_folder(cfg: DictConfig) -> None:
             cfg.paths.output_dir = str(folder)
 
 
+def build_model(cfg: DictConfig, datamodule: PairDataModule) -> L.LightningModule:
+    """The model of `cfg.model`, sized from the prepared data, with its optimiser and schedule.
+
+    Groups (data.group_sizes) give the three-tower model a group head; the factorisation
+    baselines rate a group by aggregating its members' predictions.
+    """
+    # partial first: Hydra would turn the dataset (a dataclass) into a config node
+    build = hydra.utils.instantiate(cfg.model, _partial_=True)
+    duo = "DuoModule" in cfg.model._target_
+    groups = {"groups": True} if datamodule.group_sizes and duo else {}
+    return build(
+        dataset=datamodule.dataset,
+        optimizer=hydra.utils.instantiate(cfg.optim),
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        **groups,
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and evaluate; return the metrics dictionary also written to metrics.json.
 
@@ -80,18 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule: PairDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()  # the model is sized from the data
-    # partial first: Hydra would turn the dataset (a dataclass) into a config node
-    build_model = hydra.utils.instantiate(cfg.model, _partial_=True)
-    # groups (data.group_sizes) give the three-tower model a group head; the factorisation
-    # baselines rate a group by aggregating its members' predictions
-    duo = "DuoModule" in cfg.model._target_
-    groups = {"groups": True} if datamodule.group_sizes and duo else {}
-    model = build_model(
-        dataset=datamodule.dataset,
-        optimizer=hydra.utils.instantiate(cfg.optim),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        **groups,
-    )
+    model = build_model(cfg, datamodule)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RandomState()]
     loggers = instantiate_list(cfg.get("logger"))
     log_config(loggers, cfg)
