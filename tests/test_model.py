@@ -152,6 +152,37 @@ def test_the_target_movie_never_reaches_its_own_inputs() -> None:
     assert not torch.allclose(unmasked_before, module.encode_users(torch.tensor([0, 1])))
 
 
+def test_the_rating_history_leaves_the_target_movie_out() -> None:
+    """With `history_rating` the rating factors read the bag of watched movies: a pair's
+    predicted rating of m is bit-identical whatever m's embedding in the bag is, while a
+    person's serving vector (bag unmasked) does move with it, so the test can fail."""
+    module = history_module(history_rating=True)
+    with torch.no_grad():  # zero at the start by design: give the term weight to test it
+        module.history_to_rating.weight.normal_()
+    a, b, m = torch.tensor([0]), torch.tensor([1]), torch.tensor([3])
+    before = [x.clone() for x in module(a, b, m)]
+    serving_before = module.user_vectors(torch.tensor([0, 1]))
+    with torch.no_grad():
+        module.history.embedding.weight[3] += 10.0
+    for x, y in zip(before, module(a, b, m), strict=True):
+        assert torch.equal(x, y)
+    assert not torch.allclose(serving_before, module.user_vectors(torch.tensor([0, 1])))
+
+
+def test_the_rating_history_starts_as_the_model_without_it() -> None:
+    """Zero-initialised and built last: switching it on changes no prediction before training
+    (up to float rounding: the two paths batch the tower's rows differently)."""
+    a, b, m = torch.tensor([0, 2]), torch.tensor([1, 0]), torch.tensor([3, 4])
+    without, with_it = history_module()(a, b, m), history_module(history_rating=True)(a, b, m)
+    for x, y in zip(without, with_it, strict=True):
+        assert torch.allclose(x, y, rtol=0, atol=1e-6)
+
+
+def test_rating_history_without_a_history_bag_is_refused() -> None:
+    with pytest.raises(ValueError, match="history_rating needs the history bag"):
+        make_module(history_rating=True, use_history=False)
+
+
 def test_pair_watch_scores_are_symmetric() -> None:
     module = history_module()
     watch = module.encode_watch()

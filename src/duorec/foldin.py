@@ -284,6 +284,11 @@ def _fit_ids(
     p = torch.from_numpy(person)
     m = torch.from_numpy(movie)
     target = clone.scale(torch.from_numpy(rating).float())
+    # the implicit (SVD++) term of each rating, its own movie left out of the bag as in training
+    implicit = 0.0
+    if clone.history_to_rating is not None:
+        with torch.no_grad():
+            implicit = clone.rating_history(clone.history(users[p], exclude=m))
     counts = np.bincount(person, minlength=n_new)
     tables = {"ids": tower.embedding, "factors": tower.id_factors}
     fitted = {
@@ -313,7 +318,7 @@ def _fit_ids(
         out = add_id_factors(out, fitted.get("factors"))
         per_person = torch.zeros(n_new)
         if len(m):
-            error = (individual(out[p, : clone.rating_dim], mv[m]) - target) ** 2
+            error = (individual(out[p, : clone.rating_dim] + implicit, mv[m]) - target) ** 2
             mse = torch.zeros(n_new).index_add(0, p, error) / n_rated
             per_person = per_person + clone.individual_weight * mse
         if watch is not None and clone.watch_weight:

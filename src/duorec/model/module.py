@@ -78,6 +78,7 @@ class DuoModule(PairRatingModule):
         id_factors: bool | str = False,
         factor_l2: float = 0.0,
         id_factor_dim: int | None = None,
+        history_rating: bool = False,
     ):
         # id_factors / factor_l2 default off: checkpoints written before them load unchanged
         super().__init__(
@@ -127,6 +128,8 @@ class DuoModule(PairRatingModule):
         self.history_to_watch = (
             nn.Linear(self.history.out_dim, watch_dim) if self.history is not None else None
         )
+        if history_rating and self.history is None:
+            raise ValueError("history_rating needs the history bag: use_history and watch_dim > 0")
         user = TowerConfig(
             embed_dim,
             hidden,
@@ -156,6 +159,18 @@ class DuoModule(PairRatingModule):
         # groups of 2..6 (data.group_sizes): a head of its own, built last and only then, so
         # a pairs-only model's parameters and random stream are exactly what they were
         self.group_head = GroupFusion(fusion_hidden, 2, dropout, target) if groups else None
+        # SVD++'s implicit term: *which* movies a person rated (the "watched" half of the bag,
+        # not how: the ratings half let the rating head memorise train ratings), added to the
+        # rating factors and bias. Zero at the start and built last, so it begins as the model
+        # without it, parameters and random stream alike
+        self.history_to_rating = (
+            nn.Linear(self.history.embedding.embedding_dim, self.rating_dim)
+            if history_rating
+            else None
+        )
+        if self.history_to_rating is not None:
+            nn.init.zeros_(self.history_to_rating.weight)
+            nn.init.zeros_(self.history_to_rating.bias)
 
     @classmethod
     def from_dataset(
@@ -244,7 +259,22 @@ class DuoModule(PairRatingModule):
         return torch.cat([out[:, : self.rating_dim], watch], dim=-1)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_tower(users)[:, : self.rating_dim]
+        out = self.user_tower(users)[:, : self.rating_dim]
+        if self.history_to_rating is None:
+            return out
+        return out + self.rating_history(self.history(users))
+
+    def user_vectors_for(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Rating vectors for rating `movies` (aligned): with `history_rating`, each row's
+        history bag leaves its movie out, so the rating never sees its own target."""
+        if self.history_to_rating is None:
+            return super().user_vectors_for(users, movies)
+        out = self.user_tower(users)[:, : self.rating_dim]
+        return out + self.rating_history(self.history(users, movies))
+
+    def rating_history(self, bags: torch.Tensor) -> torch.Tensor:
+        """The implicit (SVD++) term of the rating vectors from history bags [N, 2 * dim]."""
+        return self.history_to_rating(bags[:, : self.history.embedding.embedding_dim])
 
     def movie_vectors(self, movies: torch.Tensor) -> torch.Tensor:
         return self.movie_tower(movies)[:, : self.rating_dim]
