@@ -218,16 +218,9 @@ class DuoModule(PairRatingModule):
             n_history=history_size(train, history_max),
             **kwargs,
         )
+        # id factors start at zero (towers.id_factor_table): an id with no train rating
+        # never gets a gradient, so its factors stay exactly zero
         with torch.no_grad():
-            # no train rating, nothing particular to learn: an id that never appears in a
-            # batch keeps its initial factors, so they start (and stay) at zero
-            for tower, ids, n in (
-                (module.user_tower, train["user"], dataset.n_users),
-                (module.movie_tower, train["movie"], dataset.n_movies),
-            ):
-                if tower.id_factors is not None:
-                    unseen = np.bincount(ids.to_numpy(), minlength=n) == 0
-                    tower.id_factors.weight[torch.from_numpy(unseen)] = 0.0
             if module.user_tower.features.shape[1]:
                 module.user_tower.features.copy_(torch.from_numpy(f.user))
             if module.movie_tower.features.shape[1]:

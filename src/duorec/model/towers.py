@@ -33,6 +33,20 @@ def embedding(n: int, dim: int) -> nn.Embedding:
     return table
 
 
+def id_factor_table(n: int, dim: int) -> nn.Embedding:
+    """Free per-id factors, starting at exactly zero (drawn first, so the random stream of
+    every other parameter is unchanged).
+
+    Why zero: the tower's own output already breaks the symmetry (a rating's gradient on a
+    movie's id factors is the person's factors times the error), and an id seen in only a
+    few sampled triples would otherwise keep most of a random start, noise added to the
+    towers' prediction for exactly the rare movies that need it least.
+    """
+    table = embedding(n, dim)
+    nn.init.zeros_(table.weight)
+    return table
+
+
 @dataclass(frozen=True)
 class TowerConfig:
     """The shape of a tower (conf/model/duo.yaml): sizes, depth, dropout and input switches."""
@@ -76,7 +90,7 @@ class UserTower(nn.Module):
         self.register_buffer("features", torch.zeros(n_users, width))
         in_dim = (cfg.embed_dim if cfg.use_ids else 0) + width + n_extra
         self.net = mlp(in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.dropout)
-        self.id_factors = embedding(n_users, cfg.id_factors) if cfg.id_factors else None
+        self.id_factors = id_factor_table(n_users, cfg.id_factors) if cfg.id_factors else None
 
     def forward(self, user: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """`extra`: per-row inputs computed outside, e.g. the history bag [N, n_extra]."""
@@ -121,7 +135,7 @@ class MovieTower(nn.Module):
         )
         in_dim = (embed_dim if cfg.use_ids else 0) + width + (embed_dim if use_people else 0)
         self.net = mlp(in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.dropout)
-        self.id_factors = embedding(n_movies, cfg.id_factors) if cfg.id_factors else None
+        self.id_factors = id_factor_table(n_movies, cfg.id_factors) if cfg.id_factors else None
 
     def set_people(self, offsets: np.ndarray, index: np.ndarray) -> None:
         """Fill the padded people matrix from CSR bags (longer bags are truncated)."""
