@@ -118,8 +118,10 @@ class DuoModule(PairRatingModule):
         self.rank_shortlist = rank_shortlist
         # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
         self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None
-        # the history feeds the watch factors only: read by the rating head too, it let the
-        # model memorise train ratings (validation RMSE rose after two epochs on ml-latest-small)
+        # the whole history (which movies, and how they were rated) feeds the watch factors;
+        # read whole by the rating head too, it let the model memorise train ratings
+        # (validation RMSE rose after two epochs on ml-latest-small), so the rating head may
+        # read only its "watched" half (history_rating, below)
         self.history = (
             HistoryBag(n_users, n_movies, n_history, embed_dim)
             if use_history and watch_dim
