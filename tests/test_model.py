@@ -178,9 +178,15 @@ def test_the_rating_history_starts_as_the_model_without_it() -> None:
         assert torch.allclose(x, y, rtol=0, atol=1e-6)
 
 
-def test_rating_history_without_a_history_bag_is_refused() -> None:
-    with pytest.raises(ValueError, match="history_rating needs the history bag"):
-        make_module(history_rating=True, use_history=False)
+def test_use_history_false_turns_every_use_of_the_bag_off() -> None:
+    """The bag is one switch: without it neither head reads a history, and history_rating
+    alone (no watch head) still builds the bag it reads."""
+    off = make_module(history_rating=True, use_history=False)
+    assert off.history is None and off.history_to_rating is None
+    assert off.history_to_watch is None
+    rating_only = make_module(history_rating=True, watch_dim=0, cowatch=None, rank_by="rating")
+    assert rating_only.history is not None and rating_only.history_to_rating is not None
+    assert rating_only.history_to_watch is None
 
 
 def test_pair_watch_scores_are_symmetric() -> None:

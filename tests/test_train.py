@@ -51,9 +51,12 @@ def test_model_learns_and_beats_global_mean(tmp_path: Path, tiny_cache: Path) ->
     assert {"bias", "mf", "popularity"} <= set(metrics["baselines"])
     assert metrics["ci"]["pair_rmse"]["low"] <= metrics["ci"]["pair_rmse"]["high"]
     assert set(metrics["targets"]) == {"mean", "min", "max"}
-    # it learned to rank too: its top 10 beat the most-rated movies for the test pairs
+    # it learned to rank too: its top 10 beat the most-rated movies and EASE (both pair
+    # rules) for the test pairs (84 ranked pairs here: a margin of a few points is noise)
     ndcg = metrics["test"]["ndcg@10"]
-    assert ndcg > metrics["baselines"]["popularity"]["ndcg@10"] + 0.03, metrics["baselines"]
+    rankers = ("popularity", "ease_sum", "ease_both")
+    best = max(metrics["baselines"][name]["ndcg@10"] for name in rankers)
+    assert ndcg > best, metrics["baselines"]
     assert metrics["rank_rating_weight"]["best"] in metrics["rank_rating_weight"]["grid"]
 
 

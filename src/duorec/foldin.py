@@ -279,7 +279,9 @@ def _fit_ids(
         mv = movie_out[:, : clone.rating_dim]
         watch = movie_out[:, clone.rating_dim :] if clone.watch_dim else None
         history = (
-            clone.history_to_watch(clone.history(users)) if clone.history is not None else None
+            clone.history_to_watch(clone.history(users))
+            if clone.history_to_watch is not None
+            else None
         )
     p = torch.from_numpy(person)
     m = torch.from_numpy(movie)

@@ -122,16 +122,18 @@ class DuoModule(PairRatingModule):
         # read whole by the rating head too, it let the model memorise train ratings
         # (validation RMSE rose after two epochs on ml-latest-small), so the rating head may
         # read only its "watched" half (history_rating, below)
+        # use_history: false turns every use of the bag off (watch and rating heads alike)
+        history_rating = history_rating and use_history
         self.history = (
             HistoryBag(n_users, n_movies, n_history, embed_dim)
-            if use_history and watch_dim
+            if use_history and (watch_dim or history_rating)
             else None
         )
         self.history_to_watch = (
-            nn.Linear(self.history.out_dim, watch_dim) if self.history is not None else None
+            nn.Linear(self.history.out_dim, watch_dim)
+            if self.history is not None and watch_dim
+            else None
         )
-        if history_rating and self.history is None:
-            raise ValueError("history_rating needs the history bag: use_history and watch_dim > 0")
         user = TowerConfig(
             embed_dim,
             hidden,
@@ -248,7 +250,7 @@ class DuoModule(PairRatingModule):
         """The whole user vector [N, rating_dim + watch_dim]: the tower's output, with the
         history bag (`exclude`: each row's masked movie) added to the watch factors."""
         out = self.user_tower(users)
-        if self.history is None:
+        if self.history_to_watch is None:
             return out
         watch = out[:, self.rating_dim :] + self.history_to_watch(self.history(users, exclude))
         return torch.cat([out[:, : self.rating_dim], watch], dim=-1)
