@@ -9,11 +9,11 @@ data.imdb_dir=IMDB``, or ``data=synthetic data.synthetic.size=SIZE`` with ``--si
   the history bag; ``rank_by=score``), ``samples_per_epoch: auto`` (one triple per train
   rating), batch 1024, conf/trainer/default.yaml (``max_epochs: 20``);
 * **rating-only (before ranking)**: ``+experiment=best_ml_latest_small`` DATA
-  ``model.cowatch=null model.watch_dim=0 model.use_history=false model.rank_by=rating``: the
-  rating towers and pair MLP only, 100,000 triples per epoch, batch 1024, lr 1e-3,
-  ``max_epochs: 10``. The experiment replaces the data group with ml_latest_small; DATA comes
-  after it on the command line and wins (checked: the composed ``data.movielens_dir`` and
-  name are those asked for).
+  ``model.cowatch=null model.watch_dim=0 model.use_history=false model.rank_by=rating
+  model.id_factors=false model.factor_l2=0``: the rating towers and pair MLP only, 100,000
+  triples per epoch, batch 1024, lr 1e-3, ``max_epochs: 10``. The experiment replaces the
+  data group with ml_latest_small; DATA comes after it on the command line and wins
+  (checked: the composed ``data.movielens_dir`` and name are those asked for).
 
 What is measured, for each recipe, in a fresh child process (``OMP_NUM_THREADS=--threads``,
 also passed to ``torch.set_num_threads``; ``OMP_WAIT_POLICY=PASSIVE`` unless set, as duorec
@@ -82,6 +82,9 @@ RECIPES = {
         "model.watch_dim=0",
         "model.use_history=false",
         "model.rank_by=rating",
+        # the rating head as it was then: no id factors (their L2 with them)
+        "model.id_factors=false",
+        "model.factor_l2=0",
     ],
 }
 #: Overrides that come *before* the data overrides (the experiment replaces the data group).
