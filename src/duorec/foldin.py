@@ -290,7 +290,7 @@ def _fit_ids(
     implicit = 0.0
     if clone.history_to_rating is not None:
         with torch.no_grad():
-            implicit = clone.rating_history(clone.history(users[p], exclude=m))
+            implicit = clone.rating_history(users[p], exclude=m)
     counts = np.bincount(person, minlength=n_new)
     tables = {"ids": tower.embedding, "factors": tower.id_factors}
     fitted = {

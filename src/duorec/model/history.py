@@ -77,7 +77,11 @@ class HistoryBag(nn.Module):
         self.movies = torch.from_numpy(movie.astype(np.int64))
         self.centred = torch.from_numpy((rating - means[user]).astype(np.float32))
 
-    def forward(self, users: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, users: torch.Tensor, exclude: torch.Tensor | None = None, watched_only: bool = False
+    ) -> torch.Tensor:
+        """[N, 2 * dim] (watched, liked); `watched_only`: [N, dim], the first half alone, for
+        readers of which movies were rated but not how (the rating head's implicit term)."""
         start, stop = self.indptr[users], self.indptr[users + 1]
         lengths = stop - start
         row, flat = ragged_positions(start, lengths)
@@ -87,6 +91,8 @@ class HistoryBag(nn.Module):
             keep = (movies != exclude[row]).float()
         count = torch.zeros(len(users), device=users.device).index_add_(0, row, keep)
         norm = count.clamp(min=1.0).rsqrt()[row]
+        if watched_only:
+            return self.embedding(movies, torch.cumsum(lengths, 0) - lengths, keep * norm)
         # both bags in one EmbeddingBag call (one backward pass over the table): rows 0..N-1
         # are "watched", N..2N-1 "liked"
         lengths2 = torch.cat([lengths, lengths])

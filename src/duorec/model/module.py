@@ -256,22 +256,30 @@ class DuoModule(PairRatingModule):
         return torch.cat([out[:, : self.rating_dim], watch], dim=-1)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        out = self.user_tower(users)[:, : self.rating_dim]
-        if self.history_to_rating is None:
-            return out
-        return out + self.rating_history(self.history(users))
+        return self._rating_vectors(users)
 
     def user_vectors_for(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         """Rating vectors for rating `movies` (aligned): with `history_rating`, each row's
         history bag leaves its movie out, so the rating never sees its own target."""
         if self.history_to_rating is None:
             return super().user_vectors_for(users, movies)
-        out = self.user_tower(users)[:, : self.rating_dim]
-        return out + self.rating_history(self.history(users, movies))
+        return self._rating_vectors(users, movies)
 
-    def rating_history(self, bags: torch.Tensor) -> torch.Tensor:
-        """The implicit (SVD++) term of the rating vectors from history bags [N, 2 * dim]."""
-        return self.history_to_rating(bags[:, : self.history.embedding.embedding_dim])
+    def _rating_vectors(
+        self, users: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The tower's rating factors and bias, plus the implicit term with `history_rating`."""
+        out = self.user_tower(users)[:, : self.rating_dim]
+        if self.history_to_rating is None:
+            return out
+        return out + self.rating_history(users, exclude)
+
+    def rating_history(
+        self, users: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The implicit (SVD++) term of the rating vectors: the watched half of each user's
+        history bag (`exclude`: each row's movie to leave out), projected."""
+        return self.history_to_rating(self.history(users, exclude, watched_only=True))
 
     def movie_vectors(self, movies: torch.Tensor) -> torch.Tensor:
         return self.movie_tower(movies)[:, : self.rating_dim]
