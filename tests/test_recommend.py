@@ -197,6 +197,14 @@ def test_default_ranks_by_the_models_score_with_ratings_beside(loaded, index) ->
     score = model.rank_grid(ua, ub, model.encode_movies(), model.encode_watch())[0].numpy()
     best = unseen[np.argsort(-score[unseen], kind="stable")[:10]]
     assert frame["movieId"].tolist() == dataset.catalog["movieId"].to_numpy()[best].tolist()
+    # the ratings beside are each person's own (ranking and showing share the user vectors)
+    with torch.no_grad():
+        pair, ra, rb = (
+            model.unscale(x).numpy()
+            for x in model(ua.repeat(10), ub.repeat(10), torch.from_numpy(best))
+        )
+    for column, expected in (("pair_rating", pair), ("rating_a", ra), ("rating_b", rb)):
+        np.testing.assert_allclose(frame[column], expected, atol=1e-5)
     by_rating = recommend(model, index, a, b, k=10, rank_by="rating")
     assert frame["movieId"].tolist() != by_rating["movieId"].tolist()
     with pytest.raises(UsageError, match="rank_by='best'"):

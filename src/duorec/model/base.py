@@ -145,19 +145,33 @@ class PairRatingModule(L.LightningModule):
 
     @torch.no_grad()
     def score_grid(
-        self, user_a: torch.Tensor, user_b: torch.Tensor, movie_vectors: torch.Tensor
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scaled (pair, a, b) predictions of B pairs against M movies -> three [B, M].
 
         The same heads as `forward`, as matrix products: a catalogue costs three [B, dim] x
-        [dim, M] products. `movie_vectors` comes from `encode_movies`, computed once.
+        [dim, M] products. `movie_vectors` comes from `encode_movies`, computed once;
+        `user_vectors`, when given, is `pair_user_vectors(user_a, user_b)`, computed once.
         """
-        ua, ub = self.user_vectors(user_a), self.user_vectors(user_b)
+        ua, ub = user_vectors or self.pair_user_vectors(user_a, user_b)
         ra, rb = individual_grid(ua, movie_vectors), individual_grid(ub, movie_vectors)
         factors = movie_vectors[:, :-1].T
         together = (ua * ub)[:, :-1] @ factors
         apart = (ua - ub).abs()[:, :-1] @ factors
         return self.pair_rating(ra, rb, together, apart), ra, rb
+
+    @torch.no_grad()
+    def pair_user_vectors(
+        self, user_a: torch.Tensor, user_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both sides' rating vectors, each side encoded alone, so swapping a and b gives
+        bit-identical scores. A caller that both ranks and shows ratings for the same pairs
+        computes them once and passes them on (a person's vector reads their history bag)."""
+        return self.user_vectors(user_a), self.user_vectors(user_b)
 
     @property
     def ranks_by_watch(self) -> bool:
@@ -178,10 +192,12 @@ class PairRatingModule(L.LightningModule):
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
         candidates: torch.Tensor | None = None,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """[B, M] ranking scores of the movies of `movie_vectors` (`candidates`: their indices,
-        None for the whole catalogue); a rating model ranks by its predicted pair rating."""
-        return self.score_grid(user_a, user_b, movie_vectors)[0]
+        None for the whole catalogue; `user_vectors`: as `score_grid`); a rating model ranks
+        by its predicted pair rating."""
+        return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
 
     # ------------------------------------------------------------------ steps
 

@@ -398,17 +398,18 @@ class DuoModule(PairRatingModule):
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
         candidates: torch.Tensor | None = None,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """[B, M] ranking scores: `watch` (both would watch), `rating` (the pair's predicted
         rating, scaled) or `score` = watch + rank_rating_weight * rating, the default.
 
         "Both would watch" is the co-watch model's pair score (`rank_pair_rule`) when there is
         one, else the learned watch head's (`watch_vectors`: `encode_watch()`, restricted to
-        the same `candidates` as `movie_vectors`).
+        the same `candidates` as `movie_vectors`). `user_vectors`: as `score_grid`.
         """
         rank_by = rank_by or self.rank_by
         if rank_by == "rating" or (self.cowatch is None and watch_vectors is None):
-            return self.score_grid(user_a, user_b, movie_vectors)[0]
+            return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
         if self.cowatch is not None:
             watch = self.cowatch.pair_scores(user_a, user_b, self.rank_pair_rule)
             if candidates is not None:
@@ -419,19 +420,21 @@ class DuoModule(PairRatingModule):
             return watch
         shortlist = self.rank_shortlist
         if self.cowatch is not None and shortlist and shortlist < watch.shape[1]:
-            return self._shortlisted(user_a, user_b, movie_vectors, watch, candidates, shortlist)
-        return self.rank_score(watch, self.score_grid(user_a, user_b, movie_vectors)[0])
+            vectors = user_vectors or self.pair_user_vectors(user_a, user_b)
+            return self._shortlisted(user_a, user_b, vectors, movie_vectors, watch, candidates)
+        rating = self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
+        return self.rank_score(watch, rating)
 
     def _shortlisted(
         self,
         user_a: torch.Tensor,
         user_b: torch.Tensor,
+        user_vectors: tuple[torch.Tensor, torch.Tensor],
         movie_vectors: torch.Tensor,
         watch: torch.Tensor,
         candidates: torch.Tensor | None,
-        shortlist: int,
     ) -> torch.Tensor:
-        """The score of each pair's `shortlist` best unseen movies by a cheap bound, -inf
+        """The score of each pair's `rank_shortlist` best unseen movies by a cheap bound, -inf
         elsewhere: the pair head's MLP runs on those alone.
 
         The cheap score replaces the pair rating by the aggregate of the two individual
@@ -440,8 +443,7 @@ class DuoModule(PairRatingModule):
         thousand movies instead of 87k. Seen movies (train histories) are left out first.
         The exact score of the shortlist is `rank_score`, as without it.
         """
-        ua, ub = self.user_vectors(user_a), self.user_vectors(user_b)
-        # each side alone, as score_grid: swapping a and b gives bit-identical scores
+        ua, ub = user_vectors
         ra, rb = individual_grid(ua, movie_vectors), individual_grid(ub, movie_vectors)
         seen = self.cowatch.seen(user_a) | self.cowatch.seen(user_b)
         if candidates is not None:
@@ -449,7 +451,7 @@ class DuoModule(PairRatingModule):
         cheap = self.rank_score(watch, aggregate(ra, rb, self.target)).masked_fill(
             seen, float("-inf")
         )
-        top = cheap.topk(shortlist, dim=1).indices  # [B, S]
+        top = cheap.topk(self.rank_shortlist, dim=1).indices  # [B, S]
         mv = movie_vectors[top]  # [B, S, dim + 1]
         together = ((ua * ub)[:, None, :-1] * mv[..., :-1]).sum(-1)
         apart = ((ua - ub).abs()[:, None, :-1] * mv[..., :-1]).sum(-1)
