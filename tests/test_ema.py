@@ -50,6 +50,35 @@ def test_the_kept_weights_are_the_moving_average_with_an_epoch_half_life(tmp_pat
     assert average != pytest.approx(w)  # the test can tell the average from the last iterate
 
 
+class Checked(Walk):
+    """Walk that logs its weight as the validation metric."""
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val/w", self.w.detach())
+
+
+def test_validating_another_model_after_fit_reads_that_model(tmp_path):
+    """train.py reloads the best checkpoint after fit and validates it on the same trainer:
+    the metric must be that model's, not the last average swapped in by the callback."""
+    batches = torch.arange(1.0, 5.0).reshape(4, 1)
+    trainer = L.Trainer(
+        max_epochs=2,
+        callbacks=[ExponentialMovingAverage(half_life=0.5)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    loader = DataLoader(batches, batch_size=1)
+    trainer.fit(Checked(), loader, loader)
+    best = Checked()
+    with torch.no_grad():
+        best.w.fill_(3.0)
+    assert trainer.validate(best, loader, verbose=False)[0]["val/w"] == pytest.approx(3.0)
+    assert best.w.item() == 3.0
+
+
 def test_a_half_life_that_is_not_positive_is_refused():
     with pytest.raises(ValueError, match="half_life must be > 0"):
         ExponentialMovingAverage(half_life=0)

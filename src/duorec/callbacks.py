@@ -101,6 +101,13 @@ class ExponentialMovingAverage(WeightAveraging):
         self.half_life = half_life
         self.decay = 0.0
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Keep the average in the model, then forget it: Lightning would otherwise swap the
+        last average into every later `trainer.validate` on this trainer, so the validation
+        metrics of the best checkpoint, reloaded after fit, would be the last epoch's."""
+        super().on_train_end(trainer, pl_module)
+        self._average_model = None
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         steps = max(int(trainer.num_training_batches), 1)
         self.decay = 0.5 ** (1.0 / (self.half_life * steps))
