@@ -88,7 +88,7 @@ def test_wandb_offline_logs_config_and_metrics(tmp_path: Path) -> None:
     # the group and the metric names are stored in it as JSON / plain strings
     data = record.read_bytes()
     assert b'"group":"lr-study"' in data
-    assert b'"hidden":64' in data and b'"pair_weighting":"pairs"' in data
+    assert b'"hidden":256' in data and b'"pair_weighting":"pairs"' in data
     assert b"val/pair_rmse" in data and b"final/pair_rmse" in data
 
 
