@@ -54,6 +54,16 @@ BAD = [
     ("recommend", "threads=0", 'threads=0 is not allowed: expected an integer >= 1 or "auto"'),
     ("evaluate", "eval.ranking_pairs=-5", "eval.ranking_pairs=-5 is not allowed"),
     ("recommend", "k=0", "k=0 is not allowed: expected an integer >= 1"),
+    (
+        "train",
+        "eval.foldin_choice.priors=[1,0]",
+        "eval.foldin_choice.priors=[1, 0] is not allowed: expected a list of numbers > 0",
+    ),
+    (
+        "train",
+        "eval.foldin_choice.reveal=[]",
+        "eval.foldin_choice.reveal=[] is not allowed: expected a non-empty list of integers",
+    ),
     ("prepare", "data.eval_batch_size=abc", "data.eval_batch_size='abc' is not allowed"),
 ]
 

@@ -143,6 +143,7 @@ def _held_out_users(
             "held_out_ratings": len(cold),
             "reveal": "earliest N by timestamp",
             "known_side": "test split ratings",
+            "foldin_prior": getattr(model, "foldin_prior", None),
         }
     }
     for n in reveal:

@@ -21,7 +21,10 @@ How a new person is encoded, for the three-tower model (`DuoModule`):
   user with their genre tastes. Why the pull: with 5 ratings the id would otherwise fit
   noise. Its strength is the Gaussian-prior (MAP) ratio noise variance / prior variance,
   the prior variance being the trained ids' own spread, divided by the person's number of
-  ratings, so it matters with 5 ratings and fades with 200.
+  ratings, so it matters with 5 ratings and fades with 200; times the model's
+  `foldin_prior`, chosen on validation after training (`duorec.foldin_choice`), because
+  the MAP ratio assumes a model trained under that prior, which the towers were not (on
+  ml-latest-small it pulled new people 16 to 64 times too hard).
 
 Only the id is fitted, rather than the whole tower or a new vector in its output space,
 because it is exactly what a training user has that a new person lacks: the person then
@@ -108,8 +111,12 @@ def fold_in(
     people: Sequence[NewRatings],
     steps: int = STEPS,
     lr: float = LR,
+    prior: float | None = None,
 ) -> FoldIn:
-    """Encode `people` (not in training) with the trained model frozen; see the module doc."""
+    """Encode `people` (not in training) with the trained model frozen; see the module doc.
+
+    `prior`: the strength of the pull on a new person's ids, x the MAP ratio (None: the
+    model's `foldin_prior`, 1 for models without one)."""
     if not people:
         raise UsageError("no people to fold in")
     for i, person in enumerate(people):
@@ -119,8 +126,12 @@ def fold_in(
             )
     if model.training:
         model.eval()
+    if prior is None:
+        prior = float(getattr(model, "foldin_prior", 1.0))
+    if not prior > 0:
+        raise UsageError(f"the fold-in prior must be > 0, got {prior}")
     if isinstance(model, DuoModule):
-        folded = _fold_duo(model, dataset, people, steps, lr)
+        folded = _fold_duo(model, dataset, people, steps, lr, prior)
     elif isinstance(model, FactorizationModule):
         folded = _fold_factorization(model, people)
     else:
@@ -178,6 +189,7 @@ def _fold_duo(
     people: Sequence[NewRatings],
     steps: int,
     lr: float,
+    prior: float,
 ) -> DuoModule:
     n_old, n_new = dataset.n_users, len(people)
     person = np.repeat(np.arange(n_new), [len(p.movies) for p in people])
@@ -201,7 +213,7 @@ def _fold_duo(
 
     new_users = torch.arange(n_old, n_old + n_new)
     if tower.embedding is not None or tower.id_factors is not None:
-        ids, factors = _fit_ids(clone, new_users, person, movie, rating, people, steps, lr)
+        ids, factors = _fit_ids(clone, new_users, person, movie, rating, people, steps, lr, prior)
         if ids is not None:
             clone.user_tower.embedding = _frozen_table(tower.embedding.weight, ids)
         if factors is not None:
@@ -263,10 +275,12 @@ def _fit_ids(
     people: Sequence[NewRatings],
     steps: int,
     lr: float,
+    prior: float,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The new people's id embeddings [P, embed_dim] and id factors [P, out_dim] (None where
     the tower has no such table), everything else frozen. Each has its own Gaussian prior,
-    scaled by the trained rows' spread, so both fade as a person's ratings grow.
+    scaled by the trained rows' spread (and by `prior`), so both fade as a person's ratings
+    grow.
 
     Gradients are taken with `torch.autograd.grad` with respect to the ids alone, so no
     `.grad` of a shared (trained) tensor is ever touched.
@@ -298,7 +312,7 @@ def _fit_ids(
         for name, table in tables.items()
         if table is not None
     }
-    priors = {name: _prior_weight(tables[name].weight, counts) for name in fitted}
+    priors = {name: prior * _prior_weight(tables[name].weight, counts) for name in fitted}
     # the watch softmax: each watched movie against the movies the person has not seen
     seen_rows, seen_cols = [], []
     for i, q in enumerate(people):

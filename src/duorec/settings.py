@@ -93,6 +93,20 @@ def _eval_group_sizes(value: Any) -> bool:
     return all(_is_int(v) and MIN_GROUP <= v <= MAX_GROUP for v in value)
 
 
+def _positive_numbers(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list | tuple) and all(_is_number(v) and v > 0 for v in value)
+    )
+
+
+def _positive_integers(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(_is_int(v) and v >= 1 for v in value)
+    )
+
+
 THREADS = integer(1, "auto", None, extra='or "auto" (the CPUs this process may use)')
 POSITIVE = integer(1)
 ALL = ("prepare", "train", "evaluate", "recommend", "download")
@@ -125,6 +139,17 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
         ALL,
     ),
     ("eval.group_max", POSITIVE, ALL),
+    (
+        "eval.foldin_choice.priors",
+        Allowed("a list of numbers > 0 (or [] to keep model.foldin_prior)", _positive_numbers),
+        ALL,
+    ),
+    (
+        "eval.foldin_choice.reveal",
+        Allowed("a non-empty list of integers >= 1, e.g. [5, 20, 50]", _positive_integers),
+        ALL,
+    ),
+    ("eval.foldin_choice.users", POSITIVE, ALL),
     ("eval.ranking_groups", POSITIVE, ALL),
     ("optim.lr", number(0, low_open=True), ALL),
     ("optim.weight_decay", number(0), ALL),

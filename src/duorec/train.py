@@ -21,6 +21,7 @@ from duorec.callbacks import RandomState
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import choose_rank_rating_weight, evaluate
+from duorec.foldin_choice import choose_foldin_prior
 from duorec.group_eval import group_table
 from duorec.io import atomic_path
 from duorec.model.base import load_model
@@ -141,17 +142,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def choose_ranking(
     model: Any, datamodule: PairDataModule, eval_opts: dict[str, Any], checkpoint: str
 ) -> dict[str, Any]:
-    """Choose the ranking score's weight and pair rule on validation, save them into the best
-    checkpoint (recommend and evaluate read them there); what metrics.json records of it."""
+    """Choose the ranking score's weight and pair rule, and fold-in's prior, on validation;
+    save them into the best checkpoint (recommend and evaluate read them there); what
+    metrics.json records of it."""
     out: dict[str, Any] = {}
+    choice: dict[str, Any] = {}
     chosen = choose_rank_rating_weight(model, datamodule, eval_opts)
     if chosen is not None:
         out["rank_rating_weight"] = chosen
-        if checkpoint:
-            choice = {"rank_rating_weight": chosen["best"]}
-            if chosen["rule"] is not None:
-                choice["rank_pair_rule"] = chosen["rule"]
-            save_hyperparameters(checkpoint, choice)
+        choice["rank_rating_weight"] = chosen["best"]
+        if chosen["rule"] is not None:
+            choice["rank_pair_rule"] = chosen["rule"]
+    prior = choose_foldin_prior(model, datamodule, eval_opts)
+    if prior is not None:
+        out["foldin_prior"] = prior
+        choice["foldin_prior"] = prior["best"]
+    if checkpoint and choice:
+        save_hyperparameters(checkpoint, choice)
     return out
 
 

@@ -79,6 +79,7 @@ class DuoModule(PairRatingModule):
         factor_l2: float = 0.0,
         id_factor_dim: int | None = None,
         history_rating: bool = False,
+        foldin_prior: float = 1.0,
     ):
         # id_factors / factor_l2 default off: checkpoints written before them load unchanged
         super().__init__(
@@ -105,6 +106,8 @@ class DuoModule(PairRatingModule):
             raise ValueError(
                 f"id_factor_dim must be >= 1 (or null for out_dim), got {id_factor_dim}"
             )
+        if not foldin_prior > 0:
+            raise ValueError(f"foldin_prior must be > 0, got {foldin_prior}")
         width = out_dim if id_factor_dim is None else min(id_factor_dim, out_dim)
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
@@ -116,6 +119,9 @@ class DuoModule(PairRatingModule):
         self.rank_rating_weight = rank_rating_weight
         self.rank_pair_rule = rank_pair_rule
         self.rank_shortlist = rank_shortlist
+        # strength of fold-in's prior on a new person's ids, x the MAP ratio (duorec.foldin);
+        # chosen on validation after training (duorec.foldin_choice), like the rank weight
+        self.foldin_prior = foldin_prior
         # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
         self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None
         # the whole history (which movies, and how they were rated) feeds the watch factors;
