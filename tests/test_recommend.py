@@ -26,7 +26,8 @@ from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.model.factorization import FactorizationModule
 from duorec.model.module import DuoModule
-from duorec.recommend import read_pairs
+from duorec.reasons import dataset_rater
+from duorec.recommend import explain, read_pairs
 from duorec.serving import (
     BATCH_COLUMNS,
     SINGLE_COLUMNS,
@@ -475,12 +476,23 @@ def test_cli_pairs_file_batch_mode(
     assert first.startswith(f"using {run.parent} (data synthetic-tiny, test pair_rmse "), first
     written = pd.read_parquet(out)
     expected = recommend_many(model, index, PAIRS, k=3, filters={"genres": ["Drama"]})
-    assert list(written.columns) == BATCH_COLUMNS
+    assert list(written.columns) == [*BATCH_COLUMNS, "reason"]
     pd.testing.assert_frame_equal(
         written[["user_a", "user_b", "rank", "movieId"]],
         expected[["user_a", "user_b", "rank", "movieId"]],
         check_dtype=False,
     )
+    # each pick's reason is the one a single-pair request gives for that pair
+    for a, b in PAIRS:
+        mine = (expected["user_a"] == a) & (expected["user_b"] == b)
+        users = index.user_indices(np.array([a, b]))
+        raters = [
+            dataset_rater(dataset.ratings, int(u), f"user {i}")
+            for u, i in zip(users, (a, b), strict=True)
+        ]
+        single = explain(expected[mine], model, dataset, raters)["reason"]
+        assert written.loc[mine.to_numpy(), "reason"].tolist() == single.tolist()
+    assert written["reason"].str.len().gt(0).all()
 
 
 @pytest.mark.parametrize(

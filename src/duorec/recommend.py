@@ -11,7 +11,7 @@ member's predicted rating is shown, with the lowest of them (the fairness view).
 The command line only: it checks the request (before any model is loaded, so a typo costs
 nothing), loads the checkpoint with its data, calls `duorec.serving` (where what is recommended
 and why is documented) and prints the table or writes the file. `pairs_file=PATH` with
-`output=PATH` recommends for many pairs in batches.
+`output=PATH` recommends for many pairs in batches, each pick with its reason too.
 """
 
 from __future__ import annotations
@@ -297,6 +297,36 @@ def explain(frame: pd.DataFrame, model: Any, dataset: Any, raters: list[Rater]) 
     return frame
 
 
+def explain_pairs(
+    frame: pd.DataFrame, model: Any, dataset: Any, index: ServingIndex
+) -> pd.DataFrame:
+    """The batch frame with a `reason` column: each pair's picks explained from that pair's
+    two people's ratings, as for one pair (`explain`); the Explainer is built once."""
+    explainer = Explainer(dataset.catalog, dataset.rating_range, model.encode_movies())
+    movies = pd.Index(dataset.catalog["movieId"].to_numpy()).get_indexer(frame["movieId"])
+    ratings = dataset.ratings
+    by_user = ratings.groupby("user").indices
+    raters: dict[int, Rater] = {}
+
+    def rater(user_id: int) -> Rater:
+        if user_id not in raters:
+            user = int(index.user_indices(np.array([user_id], dtype=np.int64))[0])
+            mine = ratings.iloc[by_user.get(user, [])]
+            raters[user_id] = Rater(
+                f"user {user_id}",
+                mine["movie"].to_numpy(np.int64),
+                mine["rating"].to_numpy(np.float64),
+            )
+        return raters[user_id]
+
+    reasons = np.empty(len(frame), dtype=object)
+    for (a, b), rows in frame.groupby(["user_a", "user_b"], sort=False).indices.items():
+        reasons[rows] = explainer.explain(movies[rows], [rater(int(a)), rater(int(b))])
+    frame = frame.copy()
+    frame["reason"] = reasons
+    return frame
+
+
 def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) -> pd.DataFrame:
     """users + people: read and report the files, fold the people in, recommend, explain."""
     assert request.people is not None and request.users is not None
@@ -353,6 +383,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             )
         except UsageError as err:
             raise UsageError(f"{request.pairs_file}: {err}") from None
+        frame = explain_pairs(frame, model, dataset, index)
         assert request.output is not None
         write_table(frame, request.output)
         print(f"{len(pairs)} pairs, {len(frame)} recommendations: {request.output}")
