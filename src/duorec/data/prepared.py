@@ -22,7 +22,7 @@ from duorec.data.features import Features
 from duorec.data.split import SPLIT_NAMES
 from duorec.io import atomic_path
 
-FORMAT_VERSION = 2  # bump when the layout or the meaning of a feature changes
+FORMAT_VERSION = 3  # bump when the layout or the meaning of a feature changes
 
 
 @dataclass
