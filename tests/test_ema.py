@@ -22,17 +22,22 @@ class Walk(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1.0)
 
 
-def test_the_kept_weights_are_the_moving_average_with_an_epoch_half_life(tmp_path):
-    batches = torch.arange(1.0, 5.0).reshape(4, 1)  # an epoch: 4 batches of one step each
-    trainer = L.Trainer(
+def averaging_trainer(root) -> L.Trainer:
+    """Two epochs with the average of half an epoch's half-life, nothing else."""
+    return L.Trainer(
         max_epochs=2,
         callbacks=[ExponentialMovingAverage(half_life=0.5)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        default_root_dir=tmp_path,
+        default_root_dir=root,
     )
+
+
+def test_the_kept_weights_are_the_moving_average_with_an_epoch_half_life(tmp_path):
+    batches = torch.arange(1.0, 5.0).reshape(4, 1)  # an epoch: 4 batches of one step each
+    trainer = averaging_trainer(tmp_path)
     model = Walk()
     trainer.fit(model, DataLoader(batches, batch_size=1))
 
@@ -61,15 +66,7 @@ def test_validating_another_model_after_fit_reads_that_model(tmp_path):
     """train.py reloads the best checkpoint after fit and validates it on the same trainer:
     the metric must be that model's, not the last average swapped in by the callback."""
     batches = torch.arange(1.0, 5.0).reshape(4, 1)
-    trainer = L.Trainer(
-        max_epochs=2,
-        callbacks=[ExponentialMovingAverage(half_life=0.5)],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = averaging_trainer(tmp_path)
     loader = DataLoader(batches, batch_size=1)
     trainer.fit(Checked(), loader, loader)
     best = Checked()

@@ -311,12 +311,8 @@ def explain_pairs(
     def rater(user_id: int) -> Rater:
         if user_id not in raters:
             user = int(index.user_indices(np.array([user_id], dtype=np.int64))[0])
-            mine = ratings.iloc[by_user.get(user, [])]
-            raters[user_id] = Rater(
-                f"user {user_id}",
-                mine["movie"].to_numpy(np.int64),
-                mine["rating"].to_numpy(np.float64),
-            )
+            mine = ratings.iloc[by_user.get(user, [])]  # the user's rows, found once
+            raters[user_id] = dataset_rater(mine, user, f"user {user_id}")
         return raters[user_id]
 
     reasons = np.empty(len(frame), dtype=object)

@@ -71,8 +71,7 @@ def fit_features(
 
     ml_genres, ml_names = genre_matrix(catalog["genres"], "|")
     user_block, user_names = _user_features(u, m, r, mu, n_users, ml_genres, ml_names)
-    count = np.bincount(u, minlength=n_users)
-    _without_ratings(user_block, count, r, ml_genres[m], len(ml_names))
+    _without_ratings(user_block, user_names, np.bincount(u, minlength=n_users), ml_genres[m])
 
     movie_count = np.bincount(m, minlength=n_movies).astype(np.float64)
     movie_sum = np.bincount(m, weights=r, minlength=n_movies)
@@ -130,7 +129,7 @@ def _user_features(
 
 
 def _without_ratings(
-    block: np.ndarray, count: np.ndarray, r: np.ndarray, genres: np.ndarray, n_genres: int
+    block: np.ndarray, names: list[str], count: np.ndarray, rated_genres: np.ndarray
 ) -> None:
     """Rows of users with no ratings take each feature's prior, in place: the log count of
     the least active rated user, the genre shares of all the ratings (mean and tastes are
@@ -147,9 +146,11 @@ def _without_ratings(
     empty, rated = count == 0, count > 0
     if not empty.any() or not rated.any():
         return
-    block[empty, 1] = block[rated, 1].min()
-    shares = genres.sum(0) / max(len(r), 1)
-    block[np.ix_(empty, np.arange(2, 2 + n_genres))] = shares.astype(np.float32)
+    log_count = names.index("log_count")
+    block[empty, log_count] = block[rated, log_count].min()
+    shares = [i for i, name in enumerate(names) if name.startswith("share:")]
+    # `rated_genres`: the multi-hot genres of every train rating, one row per rating
+    block[np.ix_(empty, shares)] = rated_genres.mean(0).astype(np.float32)
 
 
 def user_features_for(
