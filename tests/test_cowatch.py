@@ -48,8 +48,8 @@ def test_scores_equal_ease_closed_form() -> None:
 def test_sparse_rows_keep_the_largest_weights() -> None:
     train = interactions()
     whole, cut = fitted(train, 30, 12, top_n=12), fitted(train, 30, 12, top_n=3)
-    dense = whole.dense()[1].numpy()
-    kept = cut.dense()[1].numpy()
+    dense = whole.weights().toarray()
+    kept = cut.weights().toarray()
     assert ((kept != 0).sum(axis=1) <= 3).all()
     for row in range(12):
         threshold = np.sort(np.abs(dense[row]))[-3]
@@ -69,6 +69,21 @@ def test_the_movie_scored_never_reaches_its_own_input() -> None:
         assert a[0, m] == b[0, m]
         others = torch.arange(12) != m
         assert not torch.equal(a[0, others], b[0, others])  # the history does matter
+
+
+def test_loaded_weights_replace_the_ones_scored_before() -> None:
+    """The scipy form of the weights is derived and cached: a state dict loaded after a first
+    score (as a checkpoint loads into a built model) must be what later scores read."""
+    train = interactions()
+    module = fitted(train, 30, 12, top_n=5)
+    fit = fit_cowatch(train, train, 30, 12, [3.0], 20000, 5)  # another lambda, same shapes
+    other = CoWatch(30, 12, len(train["user"]), len(fit.weight))
+    other.set(fit, train["user"], train["movie"])
+    users = torch.arange(30)
+    before = module.user_scores(users)
+    assert not torch.allclose(before, other.user_scores(users))
+    module.load_state_dict(other.state_dict())
+    torch.testing.assert_close(module.user_scores(users), other.user_scores(users))
 
 
 def test_a_history_from_outside_scores_like_a_stored_one() -> None:

@@ -158,9 +158,8 @@ def shared_copy(model: PairRatingModule) -> PairRatingModule:
     """
     memo = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
     cowatch = getattr(model, "cowatch", None)
-    if cowatch is not None:  # its dense weights, derived on first use, are shared too
-        for t in (*(cowatch._dense or ()), cowatch._position):
-            memo[id(t)] = t
+    if cowatch is not None and cowatch._weights is not None:  # derived weights: shared too
+        memo[id(cowatch._weights)] = cowatch._weights
     clone = copy.deepcopy(model, memo)
     clone.eval()
     return clone
