@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Tests run in parallel workers (pytest-xdist, `-n auto` in pyproject.toml): one torch thread
+# per worker and per process a test starts, or the workers' thread pools fight over the same
+# cores (two 2-thread torch processes on 2 cores ran 10x slower than 1 thread each). Set
+# before torch loads; a test that needs another thread count sets its own environment.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir

@@ -69,9 +69,22 @@ BAD = [
 
 
 @pytest.mark.parametrize(("command", "override", "message"), BAD, ids=[b[1] for b in BAD])
-def test_bad_setting_is_one_line_before_any_work(
+def test_bad_setting_is_refused_naming_key_value_and_range(
     tmp_path: Path, command: str, override: str, message: str
 ) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_settings(compose_config(command, [override], tmp_path), command)
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
+# one per command, end to end: the refusal above becomes one line on stderr, exit status 1
+ON_THE_COMMAND_LINE = {command: (override, message) for command, override, message in BAD}
+
+
+@pytest.mark.parametrize("command", sorted(ON_THE_COMMAND_LINE))
+def test_bad_setting_is_one_line_before_any_work(tmp_path: Path, command: str) -> None:
+    override, message = ON_THE_COMMAND_LINE[command]
     extra = ["users=[1,2]"] if command == "recommend" else []
     out = cli(f"duorec.{command}", [override, *extra], tmp_path)
     assert out.returncode == 1
