@@ -129,16 +129,18 @@ def test_bad_top_n_is_refused() -> None:
         fit_cowatch(train, train, 30, 12, [30.0], 100, 0)
 
 
-def test_the_shortlist_scores_the_same_top_movies_exactly() -> None:
+@pytest.mark.parametrize("target", ["mean", "min"])
+def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     """With a shortlist the pair MLP runs on each pair's best movies by the cheap bound; the
-    movies it keeps get exactly the full score, and the top of the ranking is the same."""
+    movies it keeps get exactly the full score, and the top of the ranking is the same.
+    (The mean's bound is one product with the mean user vector, min's the min of two.)"""
     from conftest import model_kwargs
 
     from duorec.model.module import DuoModule
 
     train = interactions(n_users=30, n_movies=40, seed=1)
     fit = fit_cowatch(train, train, 30, 40, [30.0], 20000, 40)
-    kwargs = {"rating_range": (0.5, 5.0), **model_kwargs(rank_rating_weight=1.0)}
+    kwargs = {"rating_range": (0.5, 5.0), **model_kwargs(rank_rating_weight=1.0, target=target)}
     kwargs.pop("max_people_per_movie"), kwargs.pop("history_max")
     torch.manual_seed(0)
     model = DuoModule(
@@ -163,3 +165,10 @@ def test_the_shortlist_scores_the_same_top_movies_exactly() -> None:
     seen = model.cowatch.seen(a) | model.cowatch.seen(b)
     best_full = full.masked_fill(seen, float("-inf")).argmax(1)
     assert torch.equal(short.argmax(1), best_full)
+    # restricted to candidate movies (a filter), the shortlist is taken among them
+    candidates = torch.arange(0, 40, 2)
+    within = model.rank_grid(a, b, movies[candidates], None, candidates=candidates)
+    assert within.shape == (10, 20)
+    kept, unseen = torch.isfinite(within), ~seen[:, candidates]
+    assert ((kept & unseen).sum(1) == unseen.sum(1).clamp(max=8)).all()  # unseen ones first
+    torch.testing.assert_close(within[kept], full[:, candidates][kept])

@@ -132,15 +132,12 @@ class CoWatch(nn.Module):
         top_n = 1,000, and a 1.6 GB matrix in memory (benchmarks/README.md, "co-watch scores
         from the sparse rows").
         """
-        movies = self.history_movies if movies is None else movies
-        row, offset = ragged_offsets(lengths)
-        rated = movies[start[row] + offset].cpu().numpy()  # the N histories, end to end
-        sizes = lengths.cpu().numpy()
+        rated = (self.history_movies if movies is None else movies).cpu().numpy()
         weights = self.weights()
         out = np.zeros((len(start), self.n_movies), dtype=np.float32)
-        for i, (end, size) in enumerate(zip(np.cumsum(sizes), sizes, strict=True)):
+        for i, (first, size) in enumerate(zip(start.tolist(), lengths.tolist(), strict=True)):
             if size:
-                out[i] = weights[rated[end - size : end]].sum(axis=0)
+                out[i] = weights[rated[first : first + size]].sum(axis=0)
         return torch.from_numpy(out).to(start.device)
 
     def weights(self) -> sp.csr_matrix:
@@ -159,11 +156,17 @@ class CoWatch(nn.Module):
 
     def seen(self, users: torch.Tensor) -> torch.Tensor:
         """[N, n_movies] bool: the movies each user rated in train."""
+        row, movie = self.seen_entries(users)
+        mask = torch.zeros(len(users), self.n_movies, dtype=torch.bool, device=users.device)
+        mask[row, movie] = True
+        return mask
+
+    def seen_entries(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(position in `users`, movie) of every train rating of the users: `seen` as a list,
+        for masking a score grid in place without building an [N, n_movies] mask."""
         start = self.history_indptr[users]
         row, offset = ragged_offsets(self.history_indptr[users + 1] - start)
-        mask = torch.zeros(len(users), self.n_movies, dtype=torch.bool, device=users.device)
-        mask[row, self.history_movies[start[row] + offset]] = True
-        return mask
+        return row, self.history_movies[start[row] + offset]
 
     def pair_scores(self, user_a: torch.Tensor, user_b: torch.Tensor, rule: str) -> torch.Tensor:
         """[B, n_movies]: "sum" of the two people's scores, or "both", the product of each
