@@ -17,12 +17,12 @@ Two sources of model + data:
 
 Measured after loading: the data set index (`serving.ServingIndex`: seen-movies CSR), built
 once as the command line does; one call as the command line makes it (movie tower, scoring);
-the movie tower once (`serving.movie_matrix`) and the genre matrix for repeated use; then
-per-pair latency of
-`recommend` over
-`--pairs` random pairs with the movie vectors reused (median, p90), for the pair head
-(aggregate = the model's target) and for another aggregate (no fusion MLP); and pairs/s of
-`recommend_many` with batches of 64 and 256. Wall and CPU time are both reported: on a
+the towers once, as a service holds them (`serving.movie_matrix`, `model.encode_watch`,
+`serving.user_matrix`) and the genre matrix for repeated use; then per-pair latency of
+`recommend` over `--pairs` random pairs with those reused (median, p90), for the pair head
+(aggregate = the model's target), the same with the user tower run per call, another
+aggregate (no fusion MLP) and a genre filter; and pairs/s of `recommend_many` with batches
+of 64 and 256. Wall and CPU time are both reported: on a
 shared machine the wall time also counts waiting for a core. `--threads 1` is usually faster
 per pair when the cores are busy (OpenMP threads wait for each other at every op).
 
@@ -131,10 +131,11 @@ def random_pairs(dataset: PreparedDataset, n: int, seed: int) -> np.ndarray:
 
 
 class Catalogue(NamedTuple):
-    """The movie tower's outputs, computed once and reused by every timed call."""
+    """The towers' outputs, computed once and reused by every timed call, as a service would."""
 
     movies: torch.Tensor  # `movie_matrix(model)`: the rating factors
     watch: torch.Tensor | None  # `model.encode_watch()`: the watch head's factors, if any
+    users: torch.Tensor | None  # `user_matrix(model, index)`; None: the user tower per call
 
 
 def single_latency(
@@ -145,7 +146,7 @@ def single_latency(
     aggregate: str,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Per-call wall time of `recommend` (movie vectors reused), after two warm-up calls."""
+    """Per-call wall time of `recommend` (tower outputs reused), after two warm-up calls."""
 
     def call(a: int, b: int) -> None:
         rec.recommend(
@@ -158,6 +159,7 @@ def single_latency(
             filters,
             movie_vectors=catalogue.movies,
             watch_vectors=catalogue.watch,
+            user_vectors=catalogue.users,
         )
 
     for a, b in pairs[:2]:
@@ -192,6 +194,7 @@ def batch_throughput(
             catalogue.movies,
             batch_size,
             watch_vectors=catalogue.watch,
+            user_vectors=catalogue.users,
         )
 
     call(pairs[:batch_size])
@@ -288,8 +291,11 @@ def main() -> None:
     rec.recommend(model, index, first[0], first[1], 10, model.target)
     setup["one-off recommend, as the CLI (tower + score)"] = time.perf_counter() - start
     start = time.perf_counter()
-    catalogue = Catalogue(rec.movie_matrix(model), model.encode_watch())
+    movies, watch = rec.movie_matrix(model), model.encode_watch()
     setup["movie tower (once)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    catalogue = Catalogue(movies, watch, rec.user_matrix(model, index))
+    setup["user tower (once, every person)"] = time.perf_counter() - start
     start = time.perf_counter()
     index.genres  # noqa: B018 - built on first use
     setup["genre matrix (first genre filter)"] = time.perf_counter() - start
@@ -314,6 +320,10 @@ def main() -> None:
     row(
         f"single, pair head ({model.target})",
         single_latency(model, index, pairs, catalogue, model.target),
+    )
+    row(
+        "single, pair head, user tower per call",
+        single_latency(model, index, pairs, catalogue._replace(users=None), model.target),
     )
     row(f"single, aggregate={other}", single_latency(model, index, pairs, catalogue, other))
     row(

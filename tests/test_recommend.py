@@ -33,8 +33,10 @@ from duorec.serving import (
     SINGLE_COLUMNS,
     ServingIndex,
     check_request,
+    movie_matrix,
     recommend,
     recommend_many,
+    user_matrix,
 )
 from duorec.train import train
 
@@ -334,6 +336,8 @@ def test_clear_errors(loaded, index) -> None:
         recommend_many(model, index, [(4, 4)])
     with pytest.raises(UsageError, match="movie_vectors has 3 rows"):
         recommend(model, index, 1, 2, movie_vectors=torch.zeros(3, 65))
+    with pytest.raises(UsageError, match="user_vectors has 3 rows but the index has"):
+        recommend(model, index, 1, 2, user_vectors=torch.zeros(3, 65))
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "max"])
@@ -371,6 +375,30 @@ def test_reused_movie_vectors_give_the_same_answer(loaded, index) -> None:
     fresh = recommend(model, index, 3, 4, k=10)
     reused = recommend(model, index, 3, 4, k=10, movie_vectors=model.encode_movies())
     pd.testing.assert_frame_equal(fresh, reused)
+
+
+@pytest.mark.parametrize("rank_by", ["score", "rating"])
+def test_precomputed_towers_give_the_same_answer(loaded, index, rank_by: str) -> None:
+    """Both towers run once over everyone (a service's setup) list the same movies with the
+    same ratings as the towers run per call; and the ratings are read from that table."""
+    model, dataset = loaded
+    towers = {
+        "movie_vectors": movie_matrix(model),
+        "watch_vectors": model.encode_watch(),
+        "user_vectors": user_matrix(model, index),
+    }
+    assert towers["user_vectors"].shape[0] == dataset.n_users
+    fresh = recommend(model, index, 3, 4, k=10, rank_by=rank_by)
+    reused = recommend(model, index, 3, 4, k=10, rank_by=rank_by, **towers)
+    assert reused["movieId"].tolist() == fresh["movieId"].tolist()
+    for column in ("pair_rating", "rating_a", "rating_b"):
+        np.testing.assert_allclose(reused[column], fresh[column], rtol=1e-5, atol=1e-5)
+    many = recommend_many(model, index, [(3, 4), (1, 2)], k=10, rank_by=rank_by, **towers)
+    assert many["movieId"].tolist()[:10] == fresh["movieId"].tolist()
+    towers["user_vectors"][dataset.user_index(3), -1] += 0.05  # person 3's bias, in the table
+    nudged = recommend(model, index, 3, 4, k=10, rank_by=rank_by, **towers)
+    assert (nudged["rating_a"].to_numpy() > fresh["rating_a"].to_numpy() - 1e-6).all()
+    assert not np.allclose(nudged["rating_a"], fresh["rating_a"])
 
 
 def test_checkpoint_from_another_data_set_is_refused(

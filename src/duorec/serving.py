@@ -346,6 +346,35 @@ def movie_matrix(model: PairRatingModule) -> torch.Tensor:
     return model.encode_movies().T.contiguous().T
 
 
+def user_matrix(
+    model: PairRatingModule, index: ServingIndex, batch_size: int = 65536
+) -> torch.Tensor:
+    """Every person's rating vector [index.n_users, dim + 1]: the user tower (history bag
+    included) run once over everyone, as `movie_matrix` runs the movie tower.
+
+    Pass it as `user_vectors` to recommend repeatedly without running the tower per call, the
+    way a service holds both towers' outputs: a tenth of a recommendation over 87k movies
+    (benchmarks/README.md). Rows follow `index` (people folded in with `with_people` come
+    after the data set's users), so build it from the index the calls use.
+    """
+    if model.training:
+        model.eval()
+    ids = torch.arange(index.n_users, device=model.device)
+    with torch.inference_mode():
+        parts = [
+            model.user_vectors(ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)
+        ]
+    return torch.cat(parts)
+
+
+def check_user_vectors(user_vectors: torch.Tensor | None, index: ServingIndex) -> None:
+    if user_vectors is not None and len(user_vectors) != index.n_users:
+        raise UsageError(
+            f"user_vectors has {len(user_vectors)} rows but the index has {index.n_users} "
+            "people: pass user_matrix(model, index) of this model and index"
+        )
+
+
 class ModelScores:
     """The model as a `duorec.ranking.PairScoreFn` over the candidate movies, plus the
     ratings a result shows (pair, a, b in stars) for the same grid.
@@ -366,9 +395,11 @@ class ModelScores:
         movie_vectors: torch.Tensor | None = None,
         rank_by: str | None = None,
         watch_vectors: torch.Tensor | None = None,
+        user_vectors: torch.Tensor | None = None,
     ):
         if model.training:
             model.eval()
+        self.users = user_vectors  # user_matrix(model, index), or None: the tower per call
         # ranking by "both would watch" (and the rating) needs the watch head's movie factors:
         # `watch_vectors` (model.encode_watch(), computed once) spares the movie tower per call
         self.rank_by = rank_by or getattr(model, "rank_by", "rating")
@@ -413,11 +444,14 @@ class ModelScores:
     def user_vectors(
         self, user_a: np.ndarray, user_b: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both sides' rating vectors (`pair_user_vectors`), for `ranked` and `shown` to share:
-        a person's vector reads their history bag, a fifth of a recommendation's time."""
+        """Both sides' rating vectors, for `ranked` and `shown` to share: rows of the
+        precomputed `user_vectors`, or `pair_user_vectors` (a person's vector reads their
+        history bag, a tenth of a recommendation's time)."""
         device = self.vectors.device
         a = torch.as_tensor(user_a, dtype=torch.long, device=device)
         b = torch.as_tensor(user_b, dtype=torch.long, device=device)
+        if self.users is not None:
+            return self.users[a], self.users[b]
         return self.model.pair_user_vectors(a, b)
 
     @torch.inference_mode()
@@ -463,12 +497,12 @@ class ModelScores:
     def grids(self, user_a: np.ndarray, user_b: np.ndarray) -> tuple[np.ndarray, ...]:
         """(ranking score [B, n_movies] float64, pair, a, b [B, n_candidates] stars) of a
         model ranking by its predicted rating: the key must order exactly as shown."""
-        model, movie_vectors = self.model, self.vectors
+        movie_vectors = self.vectors
         n_pairs, n_candidates = len(user_a), len(movie_vectors)
         device = movie_vectors.device
         a = torch.as_tensor(user_a, dtype=torch.long, device=device)
         b = torch.as_tensor(user_b, dtype=torch.long, device=device)
-        towers = model.pair_user_vectors(a, b)  # once, not once per chunk
+        towers = self.user_vectors(user_a, user_b)  # once, not once per chunk
         score = np.full((n_pairs, self.n_movies), -np.inf)
         shown = [np.zeros((n_pairs, n_candidates), dtype=np.float32) for _ in range(3)]
         chunk = max(MIN_CHUNK, CHUNK_ELEMENTS // max(n_pairs, 1))
@@ -571,6 +605,7 @@ def recommend(
     movie_vectors: torch.Tensor | None = None,
     rank_by: str | None = None,
     watch_vectors: torch.Tensor | None = None,
+    user_vectors: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Top-k unseen movies for one pair, best first (columns: SINGLE_COLUMNS).
 
@@ -580,7 +615,8 @@ def recommend(
     Symmetric: recommend(a, b) lists the same movies with the same pair ratings as
     recommend(b, a), with rating_a and rating_b swapped. Pass `movie_vectors`
     (`movie_matrix(model)`, or model.encode_movies()) to skip the movie tower when
-    recommending repeatedly, and `watch_vectors` (model.encode_watch()) likewise.
+    recommending repeatedly, `watch_vectors` (model.encode_watch()) and `user_vectors`
+    (`user_matrix(model, index)`, the user tower) likewise.
     """
     request = check_request(k, aggregate, [(user_a_id, user_b_id)], single=True, rank_by=rank_by)
     ids = request.pairs[0].tolist()  # type: ignore[index]
@@ -596,6 +632,7 @@ def recommend(
         movie_vectors=movie_vectors,
         rank_by=request.rank_by,
         watch_vectors=watch_vectors,
+        user_vectors=user_vectors,
     )
 
 
@@ -610,6 +647,7 @@ def recommend_indices(
     movie_vectors: torch.Tensor | None = None,
     rank_by: str | None = None,
     watch_vectors: torch.Tensor | None = None,
+    user_vectors: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """`recommend` for two user *indices* of `model` and `index`, shown as `labels`.
 
@@ -620,6 +658,7 @@ def recommend_indices(
     users = np.asarray(users, dtype=np.int64).reshape(1, 2)
     if users[0, 0] == users[0, 1]:
         raise UsageError(f"the two people are the same ({labels[0]}): a pair needs two people")
+    check_user_vectors(user_vectors, index)
     scores = ModelScores(
         model,
         request.aggregate,
@@ -627,6 +666,7 @@ def recommend_indices(
         movie_vectors,
         request.rank_by,
         watch_vectors,
+        user_vectors,
     )
     best = best_unseen(scores, index, users, request.k)
     found = best.movie[0] >= 0
@@ -658,16 +698,19 @@ def recommend_many(
     batch_size: int = 256,
     rank_by: str | None = None,
     watch_vectors: torch.Tensor | None = None,
+    user_vectors: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Top-k for many pairs (a frame with user_a, user_b, or [(a, b), ...]), BATCH_COLUMNS.
 
-    The movie tower and the filters are computed once; pairs are scored `batch_size` at a
-    time. Each pair's rows equal what `recommend` returns for it, in the same order.
+    The movie tower and the filters are computed once (`movie_vectors`, `watch_vectors`,
+    `user_vectors`: as `recommend`); pairs are scored `batch_size` at a time. Each pair's rows
+    equal what `recommend` returns for it, in the same order.
     """
     request = check_request(k, aggregate, pairs, batch_size=batch_size, rank_by=rank_by)
     ids = request.pairs
     assert ids is not None
     users = index.user_indices(ids, numbered=True)
+    check_user_vectors(user_vectors, index)
     scores = ModelScores(
         model,
         request.aggregate,
@@ -675,6 +718,7 @@ def recommend_many(
         movie_vectors,
         request.rank_by,
         watch_vectors,
+        user_vectors,
     )
     parts = []
     for start in range(0, len(users), request.batch_size):
