@@ -26,11 +26,13 @@ from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.model.factorization import FactorizationModule
 from duorec.model.module import DuoModule
+from duorec.ranking import top_k_unseen
 from duorec.reasons import dataset_rater
 from duorec.recommend import explain, read_pairs
 from duorec.serving import (
     BATCH_COLUMNS,
     SINGLE_COLUMNS,
+    ModelScores,
     ServingIndex,
     check_request,
     movie_matrix,
@@ -399,6 +401,28 @@ def test_precomputed_towers_give_the_same_answer(loaded, index, rank_by: str) ->
     nudged = recommend(model, index, 3, 4, k=10, rank_by=rank_by, **towers)
     assert (nudged["rating_a"].to_numpy() > fresh["rating_a"].to_numpy() - 1e-6).all()
     assert not np.allclose(nudged["rating_a"], fresh["rating_a"])
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min"])
+def test_ratings_shown_from_the_shortlist_equal_the_heads(
+    loaded, index, aggregate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a shortlist the ranking has already predicted the chosen movies' ratings, and
+    they are shown from there: equal to the heads run on those movies, each in its place."""
+    model, _ = loaded
+    monkeypatch.setattr(model, "rank_shortlist", 20)  # of 120 movies
+    scores = ModelScores(model, aggregate)
+    users = index.user_indices(np.array([[3, 4], [1, 2], [24, 25]]))
+    ua, ub = users[:, 0], users[:, 1]
+    score, rated = scores.ranked(ua, ub)
+    assert rated is not None and rated.column.shape == (3, 20)
+    top = top_k_unseen(score, ua, ub, index.seen, 10)
+    assert (top.movie >= 0).all()
+    from_shortlist = scores.shown(ua, ub, top.movie, rated=rated)
+    from_heads = scores.shown(ua, ub, top.movie)
+    for got, want in zip(from_shortlist, from_heads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(from_shortlist[1], from_shortlist[1][:, ::-1])  # not all alike
 
 
 def test_checkpoint_from_another_data_set_is_refused(

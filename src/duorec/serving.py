@@ -5,7 +5,8 @@ calls it directly:
 
     index = ServingIndex(dataset)            # once per data set: seen movies, catalogue
     vectors = movie_matrix(model)            # once per model: the movie tower
-    recommend(model, index, 1, 42, k=10, movie_vectors=vectors)
+    people = user_matrix(model, index)       # and the user tower, over everyone
+    recommend(model, index, 1, 42, k=10, movie_vectors=vectors, user_vectors=people)
 
 Recommendations are the top-k movies that NEITHER person has rated, in any split: whoever
 rated a film has seen it, whether that rating went to train, validation or test. The ranking
@@ -26,8 +27,10 @@ Movies are ranked by the pair rating shown (ties, e.g. several films clamped at 
 the higher unclamped score, then the lower movie index), so the table is always sorted by it.
 
 Cost: the movie tower runs once per call (`encode_movies`, or `movie_vectors` passed in by a
-caller that recommends repeatedly); each group of pairs is then scored against the candidate
-movies with the model's `score_grid` in movie chunks sized to stay in cache.
+caller that recommends repeatedly; `user_vectors` likewise spares the user tower); each group
+of pairs is then scored against the candidate movies: `rank_grid` (co-watch scores, one
+rating product, the pair MLP on a shortlist) or the model's `score_grid` in movie chunks
+sized to stay in cache.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from duorec.aggregate import AGGREGATES, aggregate
 from duorec.cli import UsageError
 from duorec.csr import CSR, csr_from_pairs
 from duorec.data.prepared import PreparedDataset
-from duorec.model.base import PairRatingModule
+from duorec.model.base import PairRatingModule, Rated
 from duorec.model.fusion import individual_grid
 from duorec.model.module import RANK_BY
 from duorec.ranking import top_k_unseen
@@ -438,7 +441,7 @@ class ModelScores:
 
     def __call__(self, user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
         """[B, n_movies] ranking scores, -inf outside the candidates."""
-        return self.ranked(user_a, user_b) if self.by_watch else self.grids(user_a, user_b)[0]
+        return self.ranked(user_a, user_b)[0] if self.by_watch else self.grids(user_a, user_b)[0]
 
     @torch.inference_mode()
     def user_vectors(
@@ -460,19 +463,21 @@ class ModelScores:
         user_a: np.ndarray,
         user_b: np.ndarray,
         vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> np.ndarray:
-        """[B, n_movies] float64 scores of a model ranking by its watch head: `rank_grid`, the
-        path evaluation takes (the shown ratings of the chosen movies come from `shown`;
-        `vectors`: `user_vectors(user_a, user_b)`, computed once for both)."""
+    ) -> tuple[np.ndarray, Rated | None]:
+        """[B, n_movies] float64 scores of a model ranking by its watch head (`rank_grid`, the
+        path evaluation takes), and the ratings it predicted on the way for its shortlist, if
+        any, for `shown` (`vectors`: `user_vectors(user_a, user_b)`, computed once for both)."""
         device = self.vectors.device
         a = torch.as_tensor(user_a, dtype=torch.long, device=device)
         b = torch.as_tensor(user_b, dtype=torch.long, device=device)
         at = None if self.candidate_tensor is None else self.candidate_tensor.to(device)
-        key = self.model.rank_grid(a, b, self.vectors, self.watch, self.rank_by, at, vectors)
+        key, rated = self.model.rank_and_rate(
+            a, b, self.vectors, self.watch, self.rank_by, at, vectors
+        )
         score = np.full((len(user_a), self.n_movies), -np.inf)
         columns = slice(None) if self._all else self.column  # a slice copies 4x faster
         score[:, columns] = key.cpu().numpy()
-        return score
+        return score, rated
 
     @torch.inference_mode()
     def shown(
@@ -481,14 +486,20 @@ class ModelScores:
         user_b: np.ndarray,
         movies: np.ndarray,
         vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rated: Rated | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pair, a, b) stars of each pair's chosen candidate `movies` [B, k] (-1: none);
-        `vectors`: as `ranked`."""
+        """(pair, a, b) stars of each pair's chosen candidate `movies` [B, k] (-1: none):
+        read from `rated` (`ranked`'s shortlist, which holds every chosen movie), else the
+        heads run on those movies (`vectors`: as `ranked`)."""
         model, (n, k) = self.model, movies.shape
-        at = torch.as_tensor(self.rows(movies).ravel(), device=self.vectors.device)
-        va, vb = vectors or self.user_vectors(user_a, user_b)
-        stacked = torch.cat([va.repeat_interleave(k, 0), vb.repeat_interleave(k, 0)])
-        pair, ra, rb = model.predict_vectors(stacked, self.vectors[at])
+        rows = torch.as_tensor(self.rows(movies), device=self.vectors.device)
+        if rated is not None:  # each chosen movie's place in its pair's shortlist
+            place = (rated.column[:, None, :] == rows[:, :, None]).int().argmax(-1)
+            pair, ra, rb = (x.gather(1, place).ravel() for x in rated[1:])
+        else:
+            va, vb = vectors or self.user_vectors(user_a, user_b)
+            stacked = torch.cat([va.repeat_interleave(k, 0), vb.repeat_interleave(k, 0)])
+            pair, ra, rb = model.predict_vectors(stacked, self.vectors[rows.ravel()])
         ra, rb = model.unscale(ra), model.unscale(rb)
         pair = model.unscale(pair) if self.how == model.target else aggregate(ra, rb, self.how)
         return tuple(x.reshape(n, k).cpu().numpy() for x in (pair, ra, rb))  # type: ignore[return-value]
@@ -555,11 +566,11 @@ def best_unseen(scores: ModelScores, index: ServingIndex, users: np.ndarray, k: 
     parts = []
     for start in range(0, len(users), PAIR_GROUP):
         ua, ub = users[start : start + PAIR_GROUP, 0], users[start : start + PAIR_GROUP, 1]
-        if scores.by_watch:  # ratings are computed for the k chosen movies alone
+        if scores.by_watch:  # ratings: the shortlist's, or computed for the k chosen alone
             vectors = scores.user_vectors(ua, ub)
-            score = scores.ranked(ua, ub, vectors)
+            score, rated = scores.ranked(ua, ub, vectors)
             ranked = top_k_unseen(score, ua, ub, index.seen, k, scores.candidates)
-            parts.append([ranked.movie, *scores.shown(ua, ub, ranked.movie, vectors)])
+            parts.append([ranked.movie, *scores.shown(ua, ub, ranked.movie, vectors, rated)])
             continue
         score, *shown = scores.grids(ua, ub)
         ranked = top_k_unseen(score, ua, ub, index.seen, k, scores.candidates, len(ua))

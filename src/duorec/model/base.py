@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -42,6 +42,15 @@ def load_model(path: str | Path, map_location: str = "cpu") -> PairRatingModule:
     module_name, _, class_name = class_path.rpartition(".")
     model_class = getattr(importlib.import_module(module_name), class_name)
     return model_class.load_from_checkpoint(path, map_location=map_location)
+
+
+class Rated(NamedTuple):
+    """Scaled (pair, a, b) predictions a ranking computed for some movies of each pair."""
+
+    column: torch.Tensor  # [B, S] the movies' columns of the ranking grid
+    pair: torch.Tensor  # [B, S]
+    rating_a: torch.Tensor  # [B, S]
+    rating_b: torch.Tensor  # [B, S]
 
 
 class PairRatingModule(L.LightningModule):
@@ -207,7 +216,24 @@ class PairRatingModule(L.LightningModule):
         """[B, M] ranking scores of the movies of `movie_vectors` (`candidates`: their indices,
         None for the whole catalogue; `user_vectors`: as `score_grid`); a rating model ranks
         by its predicted pair rating."""
-        return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
+        args = (movie_vectors, watch_vectors, rank_by, candidates, user_vectors)
+        return self.rank_and_rate(user_a, user_b, *args)[0]
+
+    @torch.no_grad()
+    def rank_and_rate(
+        self,
+        user_a: torch.Tensor,
+        user_b: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        watch_vectors: torch.Tensor | None,
+        rank_by: str | None = None,
+        candidates: torch.Tensor | None = None,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, Rated | None]:
+        """`rank_grid`, and the ratings it predicted on the way for a few movies per pair (a
+        shortlist), None when it predicted none or every one: a caller showing ratings beside
+        the ranking reads the chosen movies' there rather than running the pair head again."""
+        return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0], None
 
     # ------------------------------------------------------------------ steps
 

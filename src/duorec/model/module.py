@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from duorec.data.prepared import PreparedDataset
-from duorec.model.base import PairRatingModule
+from duorec.model.base import PairRatingModule, Rated
 from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
 from duorec.model.cowatch import describe as describe_cowatch
 from duorec.model.fusion import SymmetricFusion, aggregate, individual_grid
@@ -396,7 +396,7 @@ class DuoModule(PairRatingModule):
     # ------------------------------------------------------------------ ranking
 
     @torch.no_grad()
-    def rank_grid(
+    def rank_and_rate(
         self,
         user_a: torch.Tensor,
         user_b: torch.Tensor,
@@ -405,9 +405,10 @@ class DuoModule(PairRatingModule):
         rank_by: str | None = None,
         candidates: torch.Tensor | None = None,
         user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, Rated | None]:
         """[B, M] ranking scores: `watch` (both would watch), `rating` (the pair's predicted
-        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default.
+        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default; and
+        the shortlist's ratings when it made one (`PairRatingModule.rank_and_rate`).
 
         "Both would watch" is the co-watch model's pair score (`rank_pair_rule`) when there is
         one, else the learned watch head's (`watch_vectors`: `encode_watch()`, restricted to
@@ -415,7 +416,7 @@ class DuoModule(PairRatingModule):
         """
         rank_by = rank_by or self.rank_by
         if rank_by == "rating" or (self.cowatch is None and watch_vectors is None):
-            return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
+            return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0], None
         if self.cowatch is not None:
             watch = self.cowatch.pair_scores(user_a, user_b, self.rank_pair_rule)
             if candidates is not None:
@@ -423,13 +424,13 @@ class DuoModule(PairRatingModule):
         else:
             watch = self.watch_grid(user_a, user_b, watch_vectors)
         if rank_by == "watch":
-            return watch
+            return watch, None
         shortlist = self.rank_shortlist
         if self.cowatch is not None and shortlist and shortlist < watch.shape[1]:
             vectors = user_vectors or self.pair_user_vectors(user_a, user_b)
             return self._shortlisted(user_a, user_b, vectors, movie_vectors, watch, candidates)
         rating = self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
-        return self.rank_score(watch, rating)
+        return self.rank_score(watch, rating), None
 
     def _shortlisted(
         self,
@@ -439,9 +440,9 @@ class DuoModule(PairRatingModule):
         movie_vectors: torch.Tensor,
         watch: torch.Tensor,
         candidates: torch.Tensor | None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, Rated]:
         """The score of each pair's `rank_shortlist` best unseen movies by a cheap bound, -inf
-        elsewhere: the pair head's MLP runs on those alone.
+        elsewhere: the pair head's MLP runs on those alone (their ratings are returned too).
 
         The cheap score replaces the pair rating by the aggregate of the two individual
         predictions (the pair head's starting point; its MLP adds a small correction), so
@@ -481,7 +482,8 @@ class DuoModule(PairRatingModule):
         together, apart = dot((ua * ub)[:, :-1]), dot((ua - ub).abs()[:, :-1])
         pair = self.pair_rating(ra, rb, together, apart)
         score = torch.full_like(cheap, float("-inf"))
-        return score.scatter_(1, top, self.rank_score(watch.gather(1, top), pair))
+        score.scatter_(1, top, self.rank_score(watch.gather(1, top), pair))
+        return score, Rated(top, pair, ra, rb)
 
     def rank_score(self, watch: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
         """The default ranking score from its two grids: watch + rank_rating_weight * rating."""
