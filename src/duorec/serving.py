@@ -599,7 +599,7 @@ def _frame(
             )
         else:
             data[column] = index.columns[column][movies]
-    return pd.DataFrame(data, columns=list(columns))
+    return pd.DataFrame(data)  # built in `columns` order: no reindexing by name
 
 
 # ---------------------------------------------------------------------------- public API
