@@ -170,20 +170,20 @@ class CoWatch(nn.Module):
         """(position in `users`, movie) of every train rating of the users: `seen` as a list,
         for masking a score grid in place without building an [N, n_movies] mask."""
         if users.device.type == "cpu":  # numpy's ragged gather: a third of torch's time here
-            indptr, movies = self.history_indptr.numpy(), self.history_movies.numpy()
-            row, movie = csr_rows(CSR(indptr, movies), users.numpy())
+            row, movie = csr_rows(self._history(), users.numpy())
             return torch.from_numpy(row), torch.from_numpy(movie)
         start = self.history_indptr[users]
         row, offset = ragged_offsets(self.history_indptr[users + 1] - start)
         return row, self.history_movies[start[row] + offset]
 
+    def _history(self) -> CSR:
+        """The train histories (user -> movies) as a numpy CSR view of the buffers."""
+        return CSR(self.history_indptr.cpu().numpy(), self.history_movies.cpu().numpy())
+
     def _group_history(self, members: torch.Tensor) -> np.ndarray:
         """The members' train movies together, sorted: the same sum, in the same order, for
         any order of the members (so a pair's score is exactly symmetric)."""
-        indptr, movies = self.history_indptr.cpu().numpy(), self.history_movies.cpu().numpy()
-        return np.sort(
-            np.concatenate([movies[indptr[u] : indptr[u + 1]] for u in members.tolist()])
-        )
+        return np.sort(csr_rows(self._history(), members.cpu().numpy())[1])
 
     def pair_scores(self, user_a: torch.Tensor, user_b: torch.Tensor, rule: str) -> torch.Tensor:
         """[B, n_movies]: "sum" of the two people's scores, or "both", the product of each
