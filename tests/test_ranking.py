@@ -8,7 +8,7 @@ import torch
 
 from duorec.aggregate import aggregate
 from duorec.csr import csr_from_pairs
-from duorec.ranking import top_k_unseen
+from duorec.ranking import Shortlist, top_k_unseen
 
 # 6 movies; user 0 saw movie 0, user 1 saw movie 5 (and 5 again: repeats are harmless).
 SEEN = csr_from_pairs(np.array([0, 1, 1]), np.array([0, 5, 5]), n_rows=3)
@@ -47,6 +47,29 @@ def test_callable_batches_equal_the_matrix_and_ties_go_to_the_lower_index():
         top_k_unseen(scores, np.array([0]), np.array([1]), SEEN, k=0)
     with pytest.raises(ValueError, match="have shape"):
         top_k_unseen(lambda a, b: np.zeros(6), np.array([0]), np.array([1]), SEEN, k=1)
+
+
+def test_a_shortlist_ranks_as_its_grid():
+    """A scorer may return each pair's few scored movies (`Shortlist`) instead of the grid with
+    -inf elsewhere: masking, allowed movies, ties, empty slots and batches come out the same."""
+    # pair (0, 1) scored movies 5 (seen by 1), 2, 0 (seen by 0), 3; pair (1, 2): 3, then 4
+    # and 1 tied (never split by k below: which of two tied movies fills a last slot is open)
+    movie = np.array([[5, 2, 0, 3], [4, 1, 3, 0]])
+    score = np.array([[10.0, 8.0, 9.0, 2.0], [3.0, 3.0, 5.0, -np.inf]])
+    short = Shortlist(movie, score, n_movies=6)
+    assert np.isneginf(short.dense()[0, [1, 4]]).all() and short.dense()[0, 2] == 8.0
+    users = np.array([0, 1]), np.array([1, 2])
+    for k, allowed in [(1, None), (3, None), (5, None), (8, None), (3, [1, 2, 3, 4])]:
+        want = top_k_unseen(short.dense(), *users, SEEN, k, allowed)
+        got = top_k_unseen(short, *users, SEEN, k, allowed, batch_size=1)
+        assert got.movie.tolist() == want.movie.tolist()
+        assert got.score.tolist() == want.score.tolist()
+    top = top_k_unseen(short, *users, SEEN, k=4)
+    assert top.movie.tolist() == [[2, 3, -1, -1], [3, 1, 4, -1]]
+    calls = top_k_unseen(lambda a, b: short[0 : len(a)], users[0][:1], users[1][:1], SEEN, k=2)
+    assert calls.movie.tolist() == [[2, 3]]
+    with pytest.raises(ValueError, match="shortlist for 1 pairs"):
+        top_k_unseen(lambda a, b: short, users[0][:1], users[1][:1], SEEN, k=2)
 
 
 @pytest.mark.parametrize("how", ["mean", "min", "max"])

@@ -16,9 +16,12 @@ The scorer interface (`PairScoreFn`), which the model and every ranking baseline
 * it need not be symmetric, nor mask anything itself: seen movies and the allowed-movie
   restriction are applied here, after it is called.
 * it is called on batches of `batch_size` pairs, so memory stays O(batch * n_movies).
+* instead of the grid it may return a `Shortlist`: each pair's scores of a few movies, the
+  rest -inf. Same ranking, read from [B, S] values instead of [B, n_movies].
 
 Examples: `duorec.evaluation.model_pair_scorer(model)`, `RatingBaseline.pair_score_fn()`.
-A precomputed [P, n_movies] matrix aligned with the pairs may be passed instead of a callable.
+A precomputed [P, n_movies] matrix (or `Shortlist`) aligned with the pairs may be passed
+instead of a callable.
 
 Order: score descending, then movie index ascending among the k selected. Slots beyond a
 pair's qualifying movies (fewer than k unseen, allowed movies) hold movie -1, score -inf.
@@ -27,14 +30,45 @@ pair's qualifying movies (fewer than k unseen, allowed movies) hold movie -1, sc
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from duorec.csr import CSR, csr_rows
 
-#: (user_a [B], user_b [B]) -> [B, n_movies] scores, higher = better (see the module docstring).
-PairScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+@dataclass(frozen=True)
+class Shortlist:
+    """A [B, n_movies] score grid held as each row's few finite scores; -inf everywhere else.
+
+    What a scorer that shortlists produces (`DuoModule` over a large catalogue scores each
+    pair's 1,000 best movies by a cheap bound): masking and selecting over [B, S] values
+    instead of [B, n_movies] takes 0.1 ms per pair instead of 0.5 at 87k movies
+    (benchmarks/README.md). Ranked exactly as the dense grid would be.
+    """
+
+    movie: np.ndarray  # [B, S] movie indices, distinct within a row
+    score: np.ndarray  # [B, S]
+    n_movies: int
+
+    def __len__(self) -> int:
+        return len(self.movie)
+
+    def __getitem__(self, rows: slice) -> Shortlist:
+        """The pairs `rows`, sliced as a grid's rows are."""
+        return Shortlist(self.movie[rows], self.score[rows], self.n_movies)
+
+    def dense(self) -> np.ndarray:
+        """The [B, n_movies] float64 grid it stands for."""
+        grid = np.full((len(self.movie), self.n_movies), -np.inf)
+        np.put_along_axis(grid, np.asarray(self.movie, dtype=np.int64), self.score, axis=1)
+        return grid
+
+
+#: (user_a [B], user_b [B]) -> [B, n_movies] scores (or a `Shortlist`), higher = better (see
+#: the module docstring).
+PairScoreFn = Callable[[np.ndarray, np.ndarray], "np.ndarray | Shortlist"]
 
 
 class TopK(NamedTuple):
@@ -66,9 +100,9 @@ def top_k_unseen(
     user_b = np.asarray(user_b, dtype=np.int64).ravel()
     if user_a.shape != user_b.shape:
         raise ValueError(f"user_a and user_b differ in length: {user_a.size} vs {user_b.size}")
-    matrix = None if callable(pair_scores) else np.asarray(pair_scores)
-    if matrix is not None and matrix.shape[0] != user_a.size:
-        raise ValueError(f"score matrix has {matrix.shape[0]} rows for {user_a.size} pairs")
+    matrix = _precomputed(pair_scores)
+    if matrix is not None and len(matrix) != user_a.size:
+        raise ValueError(f"score matrix has {len(matrix)} rows for {user_a.size} pairs")
     parts = []
     for lo in range(0, user_a.size, batch_size):
         ua, ub = user_a[lo : lo + batch_size], user_b[lo : lo + batch_size]
@@ -103,9 +137,9 @@ def top_k_unseen_groups(
     members = np.asarray(members, dtype=np.int64)
     if members.ndim != 2:
         raise ValueError(f"members must be [groups, size], got shape {members.shape}")
-    matrix = None if callable(group_scores) else np.asarray(group_scores)
-    if matrix is not None and matrix.shape[0] != len(members):
-        raise ValueError(f"score matrix has {matrix.shape[0]} rows for {len(members)} groups")
+    matrix = _precomputed(group_scores)
+    if matrix is not None and len(matrix) != len(members):
+        raise ValueError(f"score matrix has {len(matrix)} rows for {len(members)} groups")
     parts = []
     for lo in range(0, len(members), batch_size):
         rows = members[lo : lo + batch_size]
@@ -117,35 +151,76 @@ def top_k_unseen_groups(
     return TopK(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
+def _precomputed(scores: object) -> np.ndarray | Shortlist | None:
+    """A precomputed grid as an array (or the `Shortlist` itself); None for a scorer."""
+    if callable(scores):
+        return None
+    return scores if isinstance(scores, Shortlist) else np.asarray(scores)
+
+
 def _select(
-    scores: np.ndarray,
+    scores: np.ndarray | Shortlist,
     people: tuple[np.ndarray, ...],
     seen: CSR,
     k: int,
     allowed: np.ndarray | None,
 ) -> TopK:
     """Mask every person's seen movies, then pick and order the best k of one batch."""
-    s = np.array(scores, dtype=np.float64, copy=True)  # we write -inf into it
-    if s.ndim != 2 or s.shape[0] != people[0].size:
-        raise ValueError(f"scores for {people[0].size} pairs have shape {s.shape}")
-    n_movies = s.shape[1]
-    for users in people:
-        row, col = csr_rows(seen, users)
-        s[row, col] = -np.inf
-    if allowed is not None:
-        blocked = np.ones(n_movies, dtype=bool)
-        blocked[np.asarray(allowed, dtype=np.int64)] = False
-        s[:, blocked] = -np.inf
-    kk = min(k, n_movies)
-    if kk < n_movies:
+    s, movie, n_movies = _masked(scores, people, seen, allowed)
+    kk = min(k, s.shape[1])
+    if kk < s.shape[1]:
         top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
     else:
-        top = np.broadcast_to(np.arange(n_movies), s.shape).copy()
+        top = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
     top_s = np.take_along_axis(s, top, axis=1)
+    if movie is not None:  # a shortlist's positions -> movie indices
+        top = np.take_along_axis(movie, top, axis=1)
     order = np.lexsort((top, -top_s), axis=1)
     top = np.take_along_axis(top, order, axis=1)
     top_s = np.take_along_axis(top_s, order, axis=1)
+    pad = min(k, n_movies) - kk  # a shortlist shorter than k: empty slots, as the grid has
+    if pad:
+        top = np.pad(top, ((0, 0), (0, pad)), constant_values=-1)
+        top_s = np.pad(top_s, ((0, 0), (0, pad)), constant_values=-np.inf)
     return TopK(np.where(np.isfinite(top_s), top, -1), top_s)
+
+
+def _masked(
+    scores: np.ndarray | Shortlist,
+    people: tuple[np.ndarray, ...],
+    seen: CSR,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(float64 scores with every seen or disallowed movie at -inf, the movie of each column:
+    None for a grid, where column j is movie j; n_movies)."""
+    n_pairs = people[0].size
+    if isinstance(scores, Shortlist):
+        movie = np.asarray(scores.movie, dtype=np.int64)
+        s = np.array(scores.score, dtype=np.float64, copy=True)  # we write -inf into it
+        if s.ndim != 2 or s.shape != movie.shape or len(s) != n_pairs:
+            raise ValueError(f"shortlist for {n_pairs} pairs has shapes {movie.shape}, {s.shape}")
+        blocked = np.zeros((n_pairs, scores.n_movies), dtype=bool)
+        for users in people:
+            blocked[csr_rows(seen, users)] = True
+        if allowed is not None:
+            blocked[:, _blocked(allowed, scores.n_movies)] = True
+        s[np.take_along_axis(blocked, movie, axis=1)] = -np.inf
+        return s, movie, scores.n_movies
+    s = np.array(scores, dtype=np.float64, copy=True)  # we write -inf into it
+    if s.ndim != 2 or s.shape[0] != n_pairs:
+        raise ValueError(f"scores for {n_pairs} pairs have shape {s.shape}")
+    for users in people:
+        s[csr_rows(seen, users)] = -np.inf
+    if allowed is not None:
+        s[:, _blocked(allowed, s.shape[1])] = -np.inf
+    return s, None, s.shape[1]
+
+
+def _blocked(allowed: np.ndarray, n_movies: int) -> np.ndarray:
+    """[n_movies] bool: the movies outside `allowed` (movie indices)."""
+    blocked = np.ones(n_movies, dtype=bool)
+    blocked[np.asarray(allowed, dtype=np.int64)] = False
+    return blocked
 
 
 def diversify(top: TopK, vectors: np.ndarray, k: int, diversity: float) -> TopK:

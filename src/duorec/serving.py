@@ -54,7 +54,7 @@ from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, Rated
 from duorec.model.fusion import individual_grid
 from duorec.model.module import RANK_BY
-from duorec.ranking import top_k_unseen
+from duorec.ranking import Shortlist, top_k_unseen
 
 log = logging.getLogger("duorec.recommend")
 
@@ -217,7 +217,9 @@ class ServingIndex:
         self.name = dataset.manifest.get("name")
         self.n_users = dataset.n_users
         self.n_movies = dataset.n_movies
-        self.users = pd.Index(dataset.user_ids)
+        # user id -> index by binary search: 2 us a pair, where pd.Index.get_indexer takes 150
+        self._id_order = np.argsort(dataset.user_ids, kind="stable")
+        self._sorted_ids = np.asarray(dataset.user_ids, dtype=np.int64)[self._id_order]
         self.seen = csr_from_pairs(
             ratings["user"].to_numpy(), ratings["movie"].to_numpy().astype(np.int64), self.n_users
         )
@@ -257,7 +259,8 @@ class ServingIndex:
         """Indices of user ids (any shape); UsageError naming the first unknown id and the
         data set, prefixed by its pair number (ids [P, 2]) when `numbered`."""
         ids = np.asarray(ids, dtype=np.int64)
-        positions = self.users.get_indexer(ids.ravel())
+        at = np.searchsorted(self._sorted_ids, ids.ravel()).clip(max=len(self._sorted_ids) - 1)
+        positions = np.where(self._sorted_ids[at] == ids.ravel(), self._id_order[at], -1)
         if (positions < 0).any():
             first = int(np.flatnonzero(positions < 0)[0])
             try:
@@ -427,7 +430,6 @@ class ModelScores:
         self.model, self.how, self.vectors = model, how, vectors
         self.candidates = candidates
         self.n_movies = model.n_movies
-        self.column = np.arange(model.n_movies) if candidates is None else candidates
         self._all = candidates is None  # write whole slices, not gathered columns
         self._position = None  # movie index -> row of `vectors`, when they are candidates
         if candidates is not None:
@@ -439,8 +441,8 @@ class ModelScores:
         movies = np.maximum(movies, 0)
         return movies if self._position is None else self._position[movies]
 
-    def __call__(self, user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
-        """[B, n_movies] ranking scores, -inf outside the candidates."""
+    def __call__(self, user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray | Shortlist:
+        """[B, n_movies] ranking scores (or their `Shortlist`), -inf outside the candidates."""
         return self.ranked(user_a, user_b)[0] if self.by_watch else self.grids(user_a, user_b)[0]
 
     @torch.inference_mode()
@@ -463,10 +465,11 @@ class ModelScores:
         user_a: np.ndarray,
         user_b: np.ndarray,
         vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[np.ndarray, Rated | None]:
+    ) -> tuple[np.ndarray | Shortlist, Rated | None]:
         """[B, n_movies] float64 scores of a model ranking by its watch head (`rank_grid`, the
-        path evaluation takes), and the ratings it predicted on the way for its shortlist, if
-        any, for `shown` (`vectors`: `user_vectors(user_a, user_b)`, computed once for both)."""
+        path evaluation takes; a `Shortlist` of the same scores when the model shortlisted),
+        and the ratings it predicted on the way for its shortlist, if any, for `shown`
+        (`vectors`: `user_vectors(user_a, user_b)`, computed once for both)."""
         device = self.vectors.device
         a = torch.as_tensor(user_a, dtype=torch.long, device=device)
         b = torch.as_tensor(user_b, dtype=torch.long, device=device)
@@ -474,8 +477,12 @@ class ModelScores:
         key, rated = self.model.rank_and_rate(
             a, b, self.vectors, self.watch, self.rank_by, at, vectors
         )
+        if rated is not None and rated.score is not None:  # ranked from the shortlist alone
+            movie = rated.column.cpu().numpy()
+            movie = movie if self._all else self.candidates[movie]
+            return Shortlist(movie, rated.score.cpu().numpy(), self.n_movies), rated
         score = np.full((len(user_a), self.n_movies), -np.inf)
-        columns = slice(None) if self._all else self.column  # a slice copies 4x faster
+        columns = slice(None) if self._all else self.candidates  # a slice copies 4x faster
         score[:, columns] = key.cpu().numpy()
         return score, rated
 
@@ -495,7 +502,8 @@ class ModelScores:
         rows = torch.as_tensor(self.rows(movies), device=self.vectors.device)
         if rated is not None:  # each chosen movie's place in its pair's shortlist
             place = (rated.column[:, None, :] == rows[:, :, None]).int().argmax(-1)
-            pair, ra, rb = (x.gather(1, place).ravel() for x in rated[1:])
+            chosen = (rated.pair, rated.rating_a, rated.rating_b)
+            pair, ra, rb = (x.gather(1, place).ravel() for x in chosen)
         else:
             va, vb = vectors or self.user_vectors(user_a, user_b)
             stacked = torch.cat([va.repeat_interleave(k, 0), vb.repeat_interleave(k, 0)])
@@ -520,7 +528,7 @@ class ModelScores:
         for start in range(0, n_candidates, chunk):
             stop = min(start + chunk, n_candidates)
             key, *values = self._chunk(a, b, towers, movie_vectors[start:stop])
-            columns = slice(start, stop) if self._all else self.column[start:stop]
+            columns = slice(start, stop) if self._all else self.candidates[start:stop]
             score[:, columns] = key.double().cpu().numpy()
             for out, value in zip(shown, values, strict=True):
                 out[:, start:stop] = value.cpu().numpy()

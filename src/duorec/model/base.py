@@ -45,12 +45,14 @@ def load_model(path: str | Path, map_location: str = "cpu") -> PairRatingModule:
 
 
 class Rated(NamedTuple):
-    """Scaled (pair, a, b) predictions a ranking computed for some movies of each pair."""
+    """Scaled (pair, a, b) predictions a ranking computed for some movies of each pair, and
+    their ranking scores: every finite score of the grid (a shortlist), when `score` is set."""
 
     column: torch.Tensor  # [B, S] the movies' columns of the ranking grid
     pair: torch.Tensor  # [B, S]
     rating_a: torch.Tensor  # [B, S]
     rating_b: torch.Tensor  # [B, S]
+    score: torch.Tensor | None = None  # [B, S] their ranking scores; the rest are -inf
 
 
 class PairRatingModule(L.LightningModule):

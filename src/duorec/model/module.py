@@ -481,9 +481,9 @@ class DuoModule(PairRatingModule):
         ra, rb = dot(ua[:, :-1]) + ua[:, -1:] + bias, dot(ub[:, :-1]) + ub[:, -1:] + bias
         together, apart = dot((ua * ub)[:, :-1]), dot((ua - ub).abs()[:, :-1])
         pair = self.pair_rating(ra, rb, together, apart)
-        score = torch.full_like(cheap, float("-inf"))
-        score.scatter_(1, top, self.rank_score(watch.gather(1, top), pair))
-        return score, Rated(top, pair, ra, rb)
+        shortlisted = self.rank_score(watch.gather(1, top), pair)
+        score = torch.full_like(cheap, float("-inf")).scatter_(1, top, shortlisted)
+        return score, Rated(top, pair, ra, rb, shortlisted)
 
     def rank_score(self, watch: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
         """The default ranking score from its two grids: watch + rank_rating_weight * rating."""
