@@ -379,6 +379,25 @@ def test_reused_movie_vectors_give_the_same_answer(loaded, index) -> None:
     pd.testing.assert_frame_equal(fresh, reused)
 
 
+def test_co_watch_ranking_runs_no_watch_tower(
+    loaded, index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With co-watch the learned watch head only helps training and does not rank, so a call
+    without `watch_vectors` must not run the movie tower for it (a wasted 87k-movie pass)."""
+    model, _ = loaded
+    assert model.cowatch is not None and model.watch_dim > 0
+    want = recommend(model, index, 3, 4, k=10)
+
+    def refuse() -> None:
+        raise AssertionError("encode_watch ran")
+
+    monkeypatch.setattr(model, "encode_watch", refuse)
+    pd.testing.assert_frame_equal(recommend(model, index, 3, 4, k=10), want)
+    monkeypatch.setattr(model, "cowatch", None)  # the learned head ranks: its factors are read
+    with pytest.raises(AssertionError, match="encode_watch ran"):
+        recommend(model, index, 3, 4, k=10)
+
+
 @pytest.mark.parametrize("rank_by", ["score", "rating"])
 def test_precomputed_towers_give_the_same_answer(loaded, index, rank_by: str) -> None:
     """Both towers run once over everyone (a service's setup) list the same movies with the

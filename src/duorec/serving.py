@@ -406,12 +406,12 @@ class ModelScores:
         if model.training:
             model.eval()
         self.users = user_vectors  # user_matrix(model, index), or None: the tower per call
-        # ranking by "both would watch" (and the rating) needs the watch head's movie factors:
+        # ranking by a learned watch head (not co-watch) needs its movie factors:
         # `watch_vectors` (model.encode_watch(), computed once) spares the movie tower per call
         self.rank_by = rank_by or getattr(model, "rank_by", "rating")
         self.by_watch = self.rank_by != "rating" and model.ranks_by_watch
         watch = None
-        if self.by_watch:
+        if self.by_watch and model.needs_watch_vectors:
             watch = model.encode_watch() if watch_vectors is None else watch_vectors
         at = None if candidates is None else torch.as_tensor(candidates, dtype=torch.long)
         if watch is not None and at is not None:
@@ -607,7 +607,8 @@ def _frame(
             )
         else:
             data[column] = index.columns[column][movies]
-    return pd.DataFrame(data)  # built in `columns` order: no reindexing by name
+    # built in `columns` order (no reindexing by name) from fresh arrays (nothing to copy)
+    return pd.DataFrame(data, copy=False)
 
 
 # ---------------------------------------------------------------------------- public API

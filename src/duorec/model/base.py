@@ -199,6 +199,11 @@ class PairRatingModule(L.LightningModule):
         """Whether `rank_grid` knows "both would watch" (a watch head), not only ratings."""
         return False
 
+    @property
+    def needs_watch_vectors(self) -> bool:
+        """Whether ranking by watch reads `encode_watch()` (`rank_grid`'s `watch_vectors`)."""
+        return False
+
     @torch.no_grad()
     def encode_watch(self) -> torch.Tensor | None:
         """Every movie's watch factors, for models with a watch head; None here."""

@@ -314,6 +314,10 @@ class DuoModule(PairRatingModule):
     def ranks_by_watch(self) -> bool:
         return self.cowatch is not None or self.watch_dim > 0
 
+    @property
+    def needs_watch_vectors(self) -> bool:
+        return self.cowatch is None and self.watch_dim > 0  # co-watch ranks without them
+
     @torch.no_grad()
     def encode_watch(self, batch_size: int = 65536) -> torch.Tensor | None:
         """Every movie's watch factors and bias [n_movies, watch_dim + 1] (None: no head)."""
