@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from duorec.model.cowatch import CoWatch, candidate_percentile, fit_cowatch
+from duorec.model.fusion import with_rows
 from duorec.model.rankers import EASE, combine_pair
 
 
@@ -165,6 +166,11 @@ def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     seen = model.cowatch.seen(a) | model.cowatch.seen(b)
     best_full = full.masked_fill(seen, float("-inf")).argmax(1)
     assert torch.equal(short.argmax(1), best_full)
+    # the shortlist's vectors are read from any layout alike: column-major (the product's),
+    # and column-major with the row-major original attached (what serving.movie_matrix holds)
+    columns = movies.T.contiguous().T
+    for layout in (columns, with_rows(columns, movies)):
+        assert torch.equal(model.rank_grid(a, b, layout, None), short)
     # restricted to candidate movies (a filter), the shortlist is taken among them
     candidates = torch.arange(0, 40, 2)
     within = model.rank_grid(a, b, movies[candidates], None, candidates=candidates)

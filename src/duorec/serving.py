@@ -52,7 +52,7 @@ from duorec.cli import UsageError
 from duorec.csr import CSR, csr_from_pairs
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, Rated
-from duorec.model.fusion import individual_grid
+from duorec.model.fusion import gather_movies, individual_grid, with_rows
 from duorec.model.module import RANK_BY
 from duorec.ranking import Shortlist, top_k_unseen
 
@@ -341,15 +341,18 @@ def _number(value: Any, name: str) -> float:
 
 
 def movie_matrix(model: PairRatingModule) -> torch.Tensor:
-    """`model.encode_movies()` (the movie tower over the catalogue, once), column-major.
+    """`model.encode_movies()` (the movie tower over the catalogue, once), column-major,
+    carrying the row-major original (`fusion.with_rows`).
 
-    Same values, another memory layout: `score_grid` multiplies by `movie_vectors[:, :-1].T`,
-    which is then a contiguous [dim, movies] matrix, ~8% faster per pair on one CPU thread.
+    Same values, two memory layouts: `score_grid` multiplies by `movie_vectors[:, :-1].T`,
+    which is then a contiguous [dim, movies] matrix (~8% faster per pair on one CPU thread),
+    and a shortlist gathers whole rows of the other (the price: 22 MB more at 87k movies).
     Pass it as `movie_vectors` to recommend repeatedly without running the tower again.
     """
     if model.training:  # dropout off; skipped when already so (it walks every submodule)
         model.eval()
-    return model.encode_movies().T.contiguous().T
+    rows = model.encode_movies().contiguous()
+    return with_rows(rows.T.contiguous().T, rows)
 
 
 def user_matrix(
@@ -423,10 +426,10 @@ class ModelScores:
                 f"movie_vectors has {len(vectors)} rows but the model has {model.n_movies} "
                 "movies: pass model.encode_movies() of this model"
             )
-        if candidates is not None:
-            # gather columns of the transposed view: column-major, like movie_matrix
+        if candidates is not None:  # both layouts again, as movie_matrix makes them
             at = torch.as_tensor(candidates, dtype=torch.long, device=vectors.device)
-            vectors = vectors.T.index_select(1, at).T
+            picked = gather_movies(vectors, at)
+            vectors = with_rows(picked.T.contiguous().T, picked.contiguous())
         self.model, self.how, self.vectors = model, how, vectors
         self.candidates = candidates
         self.n_movies = model.n_movies
@@ -507,7 +510,7 @@ class ModelScores:
         else:
             va, vb = vectors or self.user_vectors(user_a, user_b)
             stacked = torch.cat([va.repeat_interleave(k, 0), vb.repeat_interleave(k, 0)])
-            pair, ra, rb = model.predict_vectors(stacked, self.vectors[rows.ravel()])
+            pair, ra, rb = model.predict_vectors(stacked, gather_movies(self.vectors, rows.ravel()))
         ra, rb = model.unscale(ra), model.unscale(rb)
         pair = model.unscale(pair) if self.how == model.target else aggregate(ra, rb, self.how)
         return tuple(x.reshape(n, k).cpu().numpy() for x in (pair, ra, rb))  # type: ignore[return-value]

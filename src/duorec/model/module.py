@@ -28,7 +28,7 @@ from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, Rated
 from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
 from duorec.model.cowatch import describe as describe_cowatch
-from duorec.model.fusion import SymmetricFusion, aggregate, individual_grid
+from duorec.model.fusion import SymmetricFusion, aggregate, gather_movies, individual_grid
 from duorec.model.group_fusion import GroupFusion, group_loss
 from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
@@ -475,9 +475,8 @@ class DuoModule(PairRatingModule):
             seen[row % n, movie] = True
             cheap = cheap.masked_fill(seen[:, candidates], float("-inf"))
         top = top_columns(cheap, self.rank_shortlist)  # [B, S]
-        # columns of the transposed matrix: `movie_vectors` is column-major (movie_matrix)
-        picked = movie_vectors.T.index_select(1, top.reshape(-1)).reshape(-1, *top.shape)
-        factors, bias = picked[:-1].transpose(0, 1), picked[-1]  # [B, dim, S], [B, S]
+        picked = gather_movies(movie_vectors, top.reshape(-1)).reshape(*top.shape, -1)
+        factors, bias = picked[..., :-1].transpose(1, 2), picked[..., -1]  # [B, dim, S], [B, S]
 
         def dot(user: torch.Tensor) -> torch.Tensor:  # [B, dim] . each pair's S movies
             return (user[:, None, :] @ factors).squeeze(1)
