@@ -38,7 +38,7 @@ import numpy as np
 from duorec.csr import CSR, csr_rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (no field-wise ==: the fields are arrays)
 class Shortlist:
     """A [B, n_movies] score grid held as each row's few finite scores; -inf everywhere else.
 

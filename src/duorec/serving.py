@@ -217,7 +217,8 @@ class ServingIndex:
         self.name = dataset.manifest.get("name")
         self.n_users = dataset.n_users
         self.n_movies = dataset.n_movies
-        # user id -> index by binary search: 2 us a pair, where pd.Index.get_indexer takes 150
+        # user id -> index by binary search over the sorted ids (pd.Index.get_indexer took
+        # 0.15 ms of each recommendation)
         self._id_order = np.argsort(dataset.user_ids, kind="stable")
         self._sorted_ids = np.asarray(dataset.user_ids, dtype=np.int64)[self._id_order]
         self.seen = csr_from_pairs(
