@@ -169,7 +169,7 @@ def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     # the shortlist's vectors are read from any layout alike: column-major (the product's),
     # and column-major with the row-major original attached (what serving.movie_matrix holds)
     columns = movies.T.contiguous().T
-    for layout in (columns, with_rows(columns, movies)):
+    for layout in (columns, with_rows(movies)):
         assert torch.equal(model.rank_grid(a, b, layout, None), short)
     # restricted to candidate movies (a filter), the shortlist is taken among them
     candidates = torch.arange(0, 40, 2)

@@ -352,8 +352,7 @@ def movie_matrix(model: PairRatingModule) -> torch.Tensor:
     """
     if model.training:  # dropout off; skipped when already so (it walks every submodule)
         model.eval()
-    rows = model.encode_movies().contiguous()
-    return with_rows(rows.T.contiguous().T, rows)
+    return with_rows(model.encode_movies())
 
 
 def user_matrix(
@@ -429,8 +428,7 @@ class ModelScores:
             )
         if candidates is not None:  # both layouts again, as movie_matrix makes them
             at = torch.as_tensor(candidates, dtype=torch.long, device=vectors.device)
-            picked = gather_movies(vectors, at)
-            vectors = with_rows(picked.T.contiguous().T, picked.contiguous())
+            vectors = with_rows(gather_movies(vectors, at))
         self.model, self.how, self.vectors = model, how, vectors
         self.candidates = candidates
         self.n_movies = model.n_movies

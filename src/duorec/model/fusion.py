@@ -35,25 +35,30 @@ def individual_grid(user: torch.Tensor, movie: torch.Tensor) -> torch.Tensor:
     return user[:, :-1] @ movie[:, :-1].T + user[:, -1:] + movie[:, -1]
 
 
-def with_rows(columns: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """`columns` (a column-major movie matrix [M, dim + 1]) carrying `rows`, the same values
-    row-major, for `gather_movies`. Each layout is fast at one job: the product over the
-    whole catalogue reads the column-major one (a row-major product is 2-4x slower in torch),
-    and gathering a shortlist's 1,000 movies reads 1,000 rows of the row-major one instead of
-    65 scattered values per movie (0.7 -> 0.15 ms per pair at 87k movies, benchmarks/README.md).
-    The two live as long as the `columns` object; a tensor derived from it has no rows.
+def with_rows(movie: torch.Tensor) -> torch.Tensor:
+    """A movie matrix [M, dim + 1] stored column-major, carrying the same values row-major
+    for `gather_movies`. Each layout is fast at one job: the product over the whole
+    catalogue reads the column-major one (a row-major product is 2-4x slower in torch), and
+    gathering a shortlist's 1,000 movies reads 1,000 rows of the row-major one instead of 65
+    scattered values per movie (0.7 -> 0.15 ms per pair at 87k movies, benchmarks/README.md).
+    The two live as long as the returned object; a tensor derived from it has no rows.
     """
+    rows = movie.contiguous()  # (no copy when `movie` is row-major already)
+    columns = rows.T.contiguous().T
     columns.movie_rows = rows  # type: ignore[attr-defined]
     return columns
 
 
 def gather_movies(movie: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """`movie[index]` [N, dim + 1], read from the layout that gathers fastest: the row-major
-    twin `with_rows` attached, else rows or (column-major) columns of `movie` itself."""
+    """`movie[index]` [N, dim + 1], row-major, read from the layout that gathers fastest: the
+    row-major twin `with_rows` attached, else rows or (column-major) columns of `movie`
+    itself. Always returned row-major: the products made from it then round alike, so a
+    shortlist scores bit for bit the same whichever layout it was given."""
     rows = getattr(movie, "movie_rows", movie)
     if rows.stride(-1) == 1:
         return rows.index_select(0, index)
-    return rows.T.index_select(1, index).T  # columns of the transposed view: 2x faster
+    # columns of the transposed view (2x faster than rows of a column-major matrix)
+    return rows.T.index_select(1, index).T.contiguous()
 
 
 class SymmetricFusion(nn.Module):
