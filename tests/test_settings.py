@@ -12,7 +12,8 @@ import torch
 from conftest import compose_config
 from omegaconf import open_dict
 
-from duorec.cli import UsageError
+from duorec.errors import UsageError
+from duorec.overrides import check_overrides
 from duorec.settings import check_settings
 
 
@@ -65,6 +66,21 @@ BAD = [
         "eval.foldin_choice.reveal=[] is not allowed: expected a non-empty list of integers",
     ),
     ("prepare", "data.eval_batch_size=abc", "data.eval_batch_size='abc' is not allowed"),
+    # each of these ended in a 16-36 line traceback, some only after the data was prepared
+    ("train", "data.synthetic.size=huge", "data.synthetic.size='huge' is not allowed: expected "
+     "one of tiny, small, medium, ml32m"),
+    ("train", "model.target=median", "model.target='median' is not allowed: expected one of "
+     "mean, min, max"),
+    ("train", "model.rank_by=foo", "model.rank_by='foo' is not allowed: expected one of score"),
+    ("train", "model.id_factors=foo", "model.id_factors='foo' is not allowed: expected one of "
+     "true, false, users, movies, both, none"),
+    ("train", "data.pair_weighting=foo", "data.pair_weighting='foo' is not allowed: expected "
+     "one of pairs, ratings, uniform"),
+    ("train", "data.split.method=foo", "data.split.method='foo' is not allowed: expected one "
+     "of random"),
+    ("train", "model.factor_l2=-1", "model.factor_l2=-1 is not allowed: expected a number >= 0"),
+    ("train", "seed=abc", "seed='abc' is not allowed: expected an integer"),
+    ("recommend", "aggregate=median", "aggregate='median' is not allowed: expected one of mean"),
 ]
 
 
@@ -82,6 +98,59 @@ def test_bad_setting_is_refused_naming_key_value_and_range(
 ON_THE_COMMAND_LINE = {command: (override, message) for command, override, message in BAD}
 
 
+def test_restated_choices_equal_their_homes() -> None:
+    from duorec.aggregate import AGGREGATES
+    from duorec.model.module import RANK_BY
+    from duorec.settings import AGGREGATE
+    from duorec.settings import RANK_BY as SETTINGS_RANK_BY
+
+    assert AGGREGATE == AGGREGATES and SETTINGS_RANK_BY == RANK_BY
+
+
+UNKNOWN_KEYS = [
+    # Hydra's own five lines for the first; the second (what Hydra's hint says to type) was
+    # appended and handed to the model: a TypeError traceback after the data was prepared
+    ("train", ["model.hiden=3"], "model.hiden is not a setting of model (did you mean "
+     "model.hidden?)"),
+    ("train", ["+model.hiden=3"], "+model.hiden is not a setting of model (did you mean "
+     "model.hidden?)"),
+    ("train", ["+trainer.max_epoch=3"], "+trainer.max_epoch is not a setting of trainer (did "
+     "you mean trainer.max_epochs?)"),
+    ("train", ["+eval.kk=3"], "+eval.kk is not a setting of eval (did you mean eval.k?)"),
+    ("train", ["-m", "optim.lrr=1e-3,3e-4"], "optim.lrr is not a setting of optim (did you "
+     "mean optim.lr?)"),
+    ("train", ["model=duoo"], "model=duoo is not an option of model: choose one of bias, duo, "
+     "mf (did you mean model=duo?)"),
+    ("recommend", ["users=[1,2]", "kk=3"], "kk is not a setting (did you mean k?)"),
+    ("evaluate", ["eval.kk=1"], "eval.kk is not a setting of eval (did you mean eval.k?)"),
+    ("train", ["model.hidden=[1,"], "model.hidden=[1,: cannot be read as an override"),
+]
+
+
+@pytest.mark.parametrize(("command", "args", "message"), UNKNOWN_KEYS,
+                         ids=[" ".join(u[1]) for u in UNKNOWN_KEYS])
+def test_unknown_key_names_the_nearest_one(command: str, args: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_overrides(command, args)
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["+trainer.limit_train_batches=0.1"],  # a Trainer argument conf/trainer does not list
+        ["+sweep_group=lr-study"],  # a new top-level key
+        ["+callbacks.stop._target_=interrupt.StopAfter", "+callbacks.stop.epochs=2"],
+        ["+experiment=underfitting"],
+        ["-m", "optim.lr=1e-3,3e-4", "model.hidden=64"],
+        ["--cfg", "job", "data.batch_size=64"],
+    ],
+)
+def test_valid_overrides_pass(args: list[str]) -> None:
+    check_overrides("train", args)
+
+
 @pytest.mark.parametrize("command", sorted(ON_THE_COMMAND_LINE))
 def test_bad_setting_is_one_line_before_any_work(tmp_path: Path, command: str) -> None:
     override, message = ON_THE_COMMAND_LINE[command]
@@ -92,6 +161,15 @@ def test_bad_setting_is_one_line_before_any_work(tmp_path: Path, command: str) -
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith(f"duorec.{command}: error: {message}")
     assert not (tmp_path / "data").exists()  # refused before preparing anything
+
+
+def test_unknown_key_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    out = cli("duorec.train", ["+model.hiden=3"], tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "duorec.train: error: +model.hiden is not a setting of model (did you mean model.hidden?)"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 def test_resume_from_a_missing_or_unloadable_checkpoint_is_one_line(tmp_path: Path) -> None:

@@ -84,4 +84,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from duorec.overrides import run_checked
+
+    run_checked(main, "evaluate", "duorec.evaluate")

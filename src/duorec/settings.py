@@ -107,8 +107,37 @@ def _positive_integers(value: Any) -> bool:
     )
 
 
+def one_of(*choices: Any) -> Allowed:
+    """One of a fixed set of values (a typo like `model.target=median` fails here, not later)."""
+    words = "one of " + ", ".join(_yaml(c) for c in choices)
+    return Allowed(words, lambda v: _literal(v, choices) and type(v) is not float)
+
+
+def _yaml(value: Any) -> str:
+    """A value as the user would type it on the command line."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _choices(module: str, name: str) -> tuple[Any, ...]:
+    """A constant tuple (or a dict's keys) from the module that owns the choice: one home."""
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    return tuple(value)
+
+
+def _seed(value: Any) -> bool:
+    return value is None or (_is_int(value) and 0 <= value < 2**32)
+
+
 THREADS = integer(1, "auto", None, extra='or "auto" (the CPUs this process may use)')
 POSITIVE = integer(1)
+# duorec.model.module.RANK_BY and duorec.aggregate.AGGREGATES, restated: importing the model
+# here would load torch and Lightning before a typo could be reported (a test keeps them equal)
+RANK_BY = ("score", "rating", "watch")
+AGGREGATE = ("mean", "min", "max")
 ALL = ("prepare", "train", "evaluate", "recommend", "download")
 
 # (key, allowed, the commands whose config has that meaning for the key)
@@ -177,9 +206,39 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("model.k", integer(0), ALL),  # factorisation rank; 0 is the bias model
     ("model.dropout", number(0, high=1), ALL),
     ("model.individual_weight", number(0), ALL),
+    ("seed", Allowed("an integer in [0, 2**32)", _seed), ALL),
+    ("data.synthetic.size", one_of(*_choices("duorec.data.synthetic.spec", "SIZES")), ALL),
+    ("data.pair_weighting", one_of(*_choices("duorec.data.pairs", "WEIGHTINGS")), ALL),
+    ("data.split.method", one_of(*_choices("duorec.data.split", "SPLIT_METHODS")), ALL),
+    ("data.cold_users", Allowed("null or a share in (0, 1)", lambda v: _share(v)), ALL),
+    ("data.cold_movies", Allowed("null or a share in (0, 1)", lambda v: _share(v)), ALL),
+    ("model.target", one_of(*AGGREGATE), ALL),
+    ("model.rank_by", one_of(*RANK_BY), ALL),
+    ("model.rank_pair_rule", one_of("sum", "both"), ALL),
+    ("model.id_factors", one_of(True, False, "users", "movies", "both", "none"), ALL),
+    ("model.factor_l2", number(0), ALL),
+    ("model.rank_rating_weight", number(0), ALL),
+    ("model.foldin_prior", number(0), ALL),
+    ("model.pair_weight", number(0), ALL),
+    ("model.watch_weight", number(0), ALL),
+    ("model.watch_dim", integer(0), ALL),
+    ("model.history_max", integer(1, None, extra="or null (all)"), ALL),
+    ("model.rank_shortlist", integer(1, None, extra="or null (every movie)"), ALL),
+    ("eval.targets", Allowed("a list of mean, min, max", lambda v: _subset(v, AGGREGATE)), ALL),
+    ("eval.relevance_threshold", number(0), ALL),
     ("k", POSITIVE, ("recommend",)),
+    ("aggregate", one_of(*AGGREGATE), ("recommend",)),
+    ("rank_by", one_of(None, *RANK_BY), ("recommend",)),
     ("batch_size", POSITIVE, ("recommend",)),
 )
+
+def _share(value: Any) -> bool:
+    return value is None or (_is_number(value) and 0 < value < 1)
+
+
+def _subset(value: Any, allowed: tuple[str, ...]) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(v in allowed for v in value)
+
 
 # Lightning's own names for a checkpoint to resume from (`Trainer.fit(ckpt_path=...)`)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc")
@@ -226,10 +285,12 @@ def check_resume_checkpoint(path: Any) -> None:
     if not file.is_file():
         what = "is a folder, not a .ckpt file" if file.is_dir() else "does not exist"
         raise UsageError(f"ckpt_path={path} {what}: expected a checkpoint to resume from")
-    import torch
+    from duorec.checkpoint_io import load_checkpoint_file
 
-    try:  # mmap: only the header is read, not every tensor
-        checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
+    try:  # mmap: only the header is read, not every tensor; weights-only: nothing in it runs
+        checkpoint = load_checkpoint_file(file, f"ckpt_path={path}", mmap=True)
+    except UsageError:  # it names code to run: refused as such
+        raise
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"ckpt_path={path} is not a loadable checkpoint ({reason})") from None
