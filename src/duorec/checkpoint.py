@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from duorec.checkpoint_io import load_checkpoint_file
 from duorec.cli import UsageError
 from duorec.data.build import prepare_dataset, prepared_folder
 from duorec.data.datamodule import PairDataModule
@@ -214,7 +213,9 @@ def load_checkpoint(
         raise UsageError(f"checkpoint not found: {path}")
     try:
         model = load_model(path, map_location="cpu")
-    except Exception as err:  # unpickling an arbitrary file can fail in any way at all
+    except UsageError:  # refused (it names code to run, or a class that is not a model)
+        raise
+    except Exception as err:  # reading an arbitrary file can fail in any way at all
         raise UsageError(f"{path}: not a duorec checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
     reference = read_reference(path)
@@ -231,7 +232,7 @@ def load_checkpoint(
 
 def read_reference(ckpt_path: str | Path) -> dict[str, Any]:
     """The data reference a checkpoint file carries, or a UsageError saying it has none."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(ckpt_path)
     reference = dataset_reference_of(checkpoint)
     if not reference or not reference.get("cache_key"):
         raise UsageError(

@@ -13,17 +13,14 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from hydra.errors import CompactHydraException
 
-from duorec.data.errors import DataError
+from duorec.errors import DataError, UsageError
+from duorec.io import disk_full, disk_full_message
 
 T = TypeVar("T")
-
-
-class UsageError(ValueError):
-    """A request that cannot be served as asked (unknown user, k <= 0, ...)."""
 
 
 class JobFailed(CompactHydraException):
@@ -45,7 +42,8 @@ def in_multirun() -> bool:
 
 
 def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
-    """Decorate a Hydra task function so DataError/UsageError print one line and exit 1.
+    """Decorate a Hydra task function so DataError/UsageError (and a full disk, naming the
+    file) print one line and exit 1.
 
     In a multirun the job raises `JobFailed` instead, so the sweep runs its other jobs. Every
     entry point starts here, so this is also where its settings are checked
@@ -61,11 +59,7 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
                 start(args[0] if args else kwargs.get("cfg"), prog.rsplit(".", 1)[-1])
                 return main(*args, **kwargs)  # type: ignore[operator]
             except caught as err:
-                message = f"{prog}: error: {err}"
-                print(message, file=sys.stderr)
-                if in_multirun():
-                    raise JobFailed(message) from None
-                sys.exit(1)
+                fail(prog, err)
             except KeyboardInterrupt:
                 interrupted(prog)
             except SystemExit as err:
@@ -75,10 +69,26 @@ def friendly_errors(prog: str, *extra: type[BaseException]) -> Callable[[T], T]:
                 if isinstance(err.__context__, KeyboardInterrupt):
                     interrupted(prog)
                 raise
+            except Exception as err:
+                # a full disk under any writer (a checkpoint, metrics.json, the data cache):
+                # the file it was writing, not a traceback from inside Lightning or pandas
+                full = disk_full(err)
+                if full is None:
+                    raise
+                fail(prog, disk_full_message(full))
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def fail(prog: str, reason: object) -> NoReturn:
+    """`PROG: error: REASON` on one line, then exit 1 (in a multirun: this job fails)."""
+    message = f"{prog}: error: {reason}"
+    print(message, file=sys.stderr)
+    if in_multirun():
+        raise JobFailed(message) from None
+    sys.exit(1)
 
 
 def start(cfg: object, command: str) -> None:

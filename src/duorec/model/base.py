@@ -36,12 +36,29 @@ def encode_unique(encode, ids: torch.Tensor) -> torch.Tensor:
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> PairRatingModule:
-    """Load any duorec model from a checkpoint: its class is recorded inside it."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    class_path = checkpoint.get("duorec_model_class", "duorec.model.module.DuoModule")
+    """Load any duorec model from a checkpoint: its class is recorded inside it.
+
+    Nothing in the file runs: it is read weights-only (`duorec.checkpoint_io`), and the class
+    it names must be a duorec model, or a file could make us import any module at all.
+    """
+    from duorec.checkpoint_io import allowed_globals, load_checkpoint_file
+    from duorec.cli import UsageError
+
+    checkpoint = load_checkpoint_file(path, map_location=map_location)
+    class_path = str(checkpoint.get("duorec_model_class", "duorec.model.module.DuoModule"))
     module_name, _, class_name = class_path.rpartition(".")
-    model_class = getattr(importlib.import_module(module_name), class_name)
-    return model_class.load_from_checkpoint(path, map_location=map_location)
+    model_class = None
+    if module_name.startswith("duorec.model."):
+        try:
+            model_class = getattr(importlib.import_module(module_name), class_name, None)
+        except ImportError:
+            pass
+    if not (isinstance(model_class, type) and issubclass(model_class, PairRatingModule)):
+        raise UsageError(f"checkpoint {path} names {class_path!r}, which is not a duorec model")
+    with allowed_globals():
+        return model_class.load_from_checkpoint(
+            path, map_location=map_location, weights_only=True
+        )
 
 
 class Rated(NamedTuple):
