@@ -9,16 +9,24 @@ commas in quotes, accents, TV series and episodes, films the data set does not h
 
 from __future__ import annotations
 
+import codecs
+import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import compose_config
 
+from duorec.cli import UsageError
 from duorec.data.errors import DataError
-from duorec.data.exports import CatalogMatcher, read_people, read_person
+from duorec.data.exports import CatalogMatcher, ReadLimits, read_people, read_person
 from duorec.data.features import Features
 from duorec.data.prepared import PreparedDataset
+from duorec.recommend import parse_request
 
 # MovieLens writes "Matrix, The" and alternates in parentheses; the exports write "The Matrix"
 CATALOG = [
@@ -257,3 +265,227 @@ def test_a_movie_listed_twice_counts_once_with_its_last_rating(
     assert dict(person.matched) == {"movieId": 2}
     ratings = {CATALOG[m][0]: float(r) for m, r in zip(person.movies, person.ratings, strict=True)}
     assert ratings == {1: 4.5, 5: 3.0}
+
+
+# ---------------------------------------------------------------------------- bounds
+
+
+def one_line_error(path, matcher: CatalogMatcher, limits: ReadLimits | None = None) -> str:
+    with pytest.raises(DataError) as caught:
+        read_person(path, matcher, **({"limits": limits} if limits else {}))
+    message = str(caught.value)
+    assert "\n" not in message, message
+    return message
+
+
+def zip_of(path: Path, members: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in members.items():
+            archive.writestr(zipfile.ZipInfo(name), text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 MB of zip whose ratings.csv unzips to 1.2 GB of real rows, written in chunks (~2 s)."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
+    line = b"2022-11-02,Toy Story,1995,https://boxd.it/2a1m,4.5\n"
+    chunk = line * (2**20 // len(line) + 1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("ratings.csv", "w", force_zip64=True) as member:
+            member.write(LETTERBOXD_RATINGS.encode())
+            for _ in range(1200):
+                member.write(chunk)
+    assert path.stat().st_size < 10 * 2**20
+    return path
+
+
+# run in a child so its peak memory is its own; the address space is capped at 3 GB so that
+# reading the whole member (7 GB, the old behaviour) fails fast instead of taking the machine
+BOMB_CHILD = """
+import json, re, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+from duorec.data.errors import DataError
+from duorec.data.exports import read_person
+try:
+    read_person(sys.argv[1], matcher=None)  # refused (or out of memory) before any matching
+    error = None
+except DataError as err:
+    error = str(err)
+# the high-water mark of this program's memory (ru_maxrss would count the parent's too: Linux
+# carries it over the exec that started this one)
+status = open("/proc/self/status").read()
+peak = int(re.search(r"VmHWM:\\s*(\\d+) kB", status).group(1)) / 1024
+print(json.dumps({"error": error, "peak_mb": peak}))
+"""
+
+
+def test_a_zip_bomb_is_refused_in_one_line_in_bounded_memory(zip_bomb: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", BOMB_CHILD, str(zip_bomb)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["error"] == (
+        f"{zip_bomb}: ratings.csv unzips to more than 50 MB "
+        "(people_limits.max_unzipped_mb=50): refused"
+    )
+    print(f"zip bomb child peak memory: {result['peak_mb']:.0f} MB")
+    assert result["peak_mb"] < 1024, result
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(
+    tmp_path: Path, matcher: CatalogMatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.csv"
+    with big.open("wb") as file:
+        file.truncate(200 * 2**20)  # sparse: 200 MB long, nothing written to disk
+    opened = Path.open
+
+    def refuse_to_open(self: Path, *args, **kwargs):
+        assert self != big, "the file was opened"
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse_to_open)
+    assert one_line_error(big, matcher) == (
+        f"{big}: the file is 200.0 MB, more than 50 MB (people_limits.max_file_mb=50): refused"
+    )
+    small = write(tmp_path, "small.csv", LETTERBOXD_RATINGS)  # 190 bytes
+    message = one_line_error(small, matcher, ReadLimits(max_file_mb=0.0001))
+    assert message.endswith("more than 0.0001 MB (people_limits.max_file_mb=0.0001): refused")
+
+
+def test_zip_members_are_unzipped_within_the_limit_each_and_together(
+    tmp_path: Path, matcher: CatalogMatcher
+) -> None:
+    rows = LETTERBOXD_RATINGS + "2022-11-02,Toy Story,1995,https://boxd.it/2a1m,4.5\n" * 1400
+    watched = LETTERBOXD_WATCHED + "2022-10-01,The Godfather,1972,https://boxd.it/2aAa\n" * 800
+    assert 0.05 * 2**20 < len(rows) < 0.1 * 2**20 < len(rows) + len(watched)
+    limits = ReadLimits(max_unzipped_mb=0.05)
+    alone = zip_of(tmp_path / "alone.zip", {"ratings.csv": rows})
+    assert one_line_error(alone, matcher, limits) == (
+        f"{alone}: ratings.csv unzips to more than 0.05 MB "
+        "(people_limits.max_unzipped_mb=0.05): refused"
+    )
+    both = zip_of(tmp_path / "both.zip", {"x/ratings.csv": rows, "x/watched.csv": watched})
+    assert one_line_error(both, matcher, ReadLimits(max_unzipped_mb=0.1)) == (
+        f"{both}: x/ratings.csv and x/watched.csv unzip to more than 0.1 MB "
+        "(people_limits.max_unzipped_mb=0.1): refused"
+    )
+    person = read_person(both, matcher, limits=ReadLimits(max_unzipped_mb=0.2))
+    assert movie_ids(person) == [1, 3, 5]
+    # a zip that understates a member's size is unzipped only as far as it claims, then
+    # refused: what it holds beyond that is never read
+    liar = tmp_path / "liar.zip"
+    content = bytearray(alone.read_bytes())
+    entry = content.index(b"PK\x01\x02")  # its directory entry: the size is at +24
+    content[entry + 24 : entry + 28] = (100).to_bytes(4, "little")
+    liar.write_bytes(content)
+    message = one_line_error(liar, matcher, limits)
+    assert message.startswith(f"{liar}: cannot read the zip: Bad CRC-32"), message
+    # a zip's whole directory is parsed: one listing too many files is refused before that
+    many = zip_of(tmp_path / "many.zip", {f"lists/{i}.csv": "" for i in range(11)})
+    assert one_line_error(many, matcher, ReadLimits(max_zip_members=10)) == (
+        f"{many}: the zip holds more than 10 files (people_limits.max_zip_members=10): refused"
+    )
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "/tmp/x/watched.csv",
+        "../watched.csv",
+        "export/../../watched.csv",
+        "..\\watched.csv",
+        "\\tmp\\watched.csv",
+        "C:\\Users\\x\\watched.csv",
+        "notes/../../../etc/passwd",  # not an export file at all: the zip is still not one
+    ],
+)
+def test_zip_members_named_outside_the_export_are_refused(
+    tmp_path: Path, matcher: CatalogMatcher, member: str
+) -> None:
+    archive = zip_of(
+        tmp_path / "export.zip", {"ratings.csv": LETTERBOXD_RATINGS, member: LETTERBOXD_WATCHED}
+    )
+    message = one_line_error(archive, matcher)
+    assert message.startswith(f"{archive}: member {member!r} is named outside the export")
+    assert message.endswith(": refused")
+
+
+def test_a_folder_export_does_not_follow_links_out_of_it(
+    tmp_path: Path, matcher: CatalogMatcher
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = write(outside, "watched.csv", LETTERBOXD_WATCHED)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write(folder, "ratings.csv", LETTERBOXD_RATINGS)
+    (folder / "watched.csv").symlink_to(secret)
+    message = one_line_error(folder, matcher)
+    link = folder / "watched.csv"
+    assert message == f"{link}: links to {secret}, outside the export folder: refused"
+    (folder / "watched.csv").unlink()
+    (folder / "watched.csv").symlink_to(folder / "ratings.csv")  # inside: fine
+    assert movie_ids(read_person(folder, matcher)) == [1, 3, 5]
+
+
+def test_utf16_latin1_and_bom_files_read_as_utf8_does(
+    tmp_path: Path, matcher: CatalogMatcher
+) -> None:
+    """Excel and Notepad save UTF-16 ("Unicode") and Windows-1252 ("ANSI"): the same export."""
+
+    def read(name: str, content: bytes):
+        path = tmp_path / name
+        path.write_bytes(content)
+        person = read_person(path, matcher)
+        return dict(person.matched), person.unmatched, movie_ids(person), person.ratings.tolist()
+
+    text = IMDB_NEW.replace("Snow, Rain", "Snów, Rain")  # an accent in an unmatched title too
+    expected = read("utf8.csv", text.encode("utf-8"))
+    assert expected[1] == ["Snów, Rain, and Other Weather (2024)"]
+    for name, content in [
+        ("bom.csv", codecs.BOM_UTF8 + text.encode("utf-8")),
+        ("utf16le.csv", text.encode("utf-16")),  # with its byte order mark
+        ("utf16be.csv", codecs.BOM_UTF16_BE + text.encode("utf-16-be")),
+        ("latin1.csv", text.encode("latin-1")),
+        ("crlf.csv", text.replace("\n", "\r\n").encode("cp1252")),
+    ]:
+        assert read(name, content) == expected, name
+    # Windows-1252's curly quote, where Latin-1 has a control code
+    curly = LETTERBOXD_RATINGS.replace("Not A Real Film", "Schindler’s Film")
+    assert read("ansi.csv", curly.encode("cp1252"))[1] == ["Schindler’s Film (2010)"]
+    nul = tmp_path / "nomark.csv"
+    nul.write_bytes(text.encode("utf-16-le"))
+    assert "byte order mark" in one_line_error(nul, matcher)
+
+
+def test_the_cli_takes_an_export_folder(tmp_path: Path) -> None:
+    """README: `people=[...]` takes "the whole export, zip or folder"; a folder was refused as
+    'file not found' before the model was loaded."""
+    folder = export_folder(tmp_path)
+    other = write(tmp_path, "bob.csv", LETTERBOXD_RATINGS)
+    request = parse_request(compose_config("recommend", [f"people=[{folder},{other}]"], tmp_path))
+    assert request.people == [folder, other]
+    people, errors = read_people(request.people, small_dataset())  # what run_people reads
+    assert not errors and people[0] is not None
+    check_export(people[0])
+
+
+def test_the_cli_takes_the_read_limits(tmp_path: Path) -> None:
+    other = write(tmp_path, "bob.csv", LETTERBOXD_RATINGS)
+    args = [f"people=[{other},{other}]", "people_limits.max_unzipped_mb=5"]
+    request = parse_request(compose_config("recommend", args, tmp_path))
+    assert request.people_limits == ReadLimits(max_file_mb=50, max_unzipped_mb=5)
+    for bad, expected in [
+        ("max_file_mb=0", "a number > 0 (MB)"),
+        ("max_zip_members=2.5", "an integer >= 1"),
+    ]:
+        overrides = [*args, f"people_limits.{bad}"]
+        with pytest.raises(UsageError) as caught:
+            parse_request(compose_config("recommend", overrides, tmp_path))
+        assert str(caught.value) == f"people_limits.{bad} is not allowed: expected {expected}"

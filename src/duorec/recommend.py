@@ -32,7 +32,7 @@ from rich.table import Table
 from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoint
 from duorec.cli import UsageError, friendly_errors
 from duorec.data.errors import DataError
-from duorec.data.exports import PersonRatings, read_people
+from duorec.data.exports import LIMITS, PersonRatings, ReadLimits, read_people
 from duorec.data.groups import MAX_GROUP
 from duorec.foldin import fold_in
 from duorec.group_serving import (
@@ -207,6 +207,7 @@ class Request:
     batch_size: int
     rank_by: str | None
     people: list[Path] | None = None
+    people_limits: ReadLimits = LIMITS
 
 
 def parse_request(cfg: DictConfig) -> Request:
@@ -233,7 +234,8 @@ def parse_request(cfg: DictConfig) -> Request:
     if people is not None:
         if pairs_file:
             raise UsageError("pass either people=[FILE,...] or pairs_file=PATH, not both")
-        return _people_request(people, cfg.users if has_users else [], common)
+        users = cfg.users if has_users else []
+        return _people_request(people, users, common, cfg.get("people_limits"))
     if pairs_file:
         if has_users:
             raise UsageError("pass either users=[A,B] or pairs_file=PATH, not both")
@@ -256,8 +258,9 @@ def parse_request(cfg: DictConfig) -> Request:
     return Request(ids, None, *common)  # type: ignore[arg-type]
 
 
-def _people_request(people: Any, users: Any, common: tuple) -> Request:
-    """users=[...] people=[...]: two people in all, the files present (read after loading)."""
+def _people_request(people: Any, users: Any, common: tuple, limits: Any = None) -> Request:
+    """users=[...] people=[...]: two people in all, the files (or export folders) present and
+    the reading limits valid (the files are read after loading)."""
     people = list(people) if isinstance(people, list | ListConfig) else [people]
     users = list(users) if isinstance(users, list | ListConfig) else [users]
     if not 2 <= len(people) + len(users) <= MAX_GROUP:
@@ -267,17 +270,25 @@ def _people_request(people: Any, users: Any, common: tuple) -> Request:
         )
     paths = [Path(str(p)).expanduser() for p in people]
     for path in paths:
-        if not path.is_file():
+        if not (path.is_file() or path.is_dir()):  # a folder: an unzipped Letterboxd export
             raise DataError(path, "file not found")
+    try:
+        read_limits = ReadLimits.from_config(limits)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
     ids = [as_user_id(u) for u in users]
     if len(ids) == 2 and ids[0] == ids[1]:
         raise UsageError(f"the two users are the same ({ids[0]}): a pair needs two people")
-    return Request(ids, None, *common, people=paths)  # type: ignore[arg-type]
+    request = Request(ids, None, *common, people=paths)  # type: ignore[arg-type]
+    request.people_limits = read_limits
+    return request
 
 
-def read_or_report(paths: list[Path], dataset: Any) -> list[PersonRatings]:
+def read_or_report(
+    paths: list[Path], dataset: Any, limits: ReadLimits = LIMITS
+) -> list[PersonRatings]:
     """Each file's match report printed, even when another file fails; then one error line."""
-    people, errors = read_people(paths, dataset)
+    people, errors = read_people(paths, dataset, limits)
     for person in people:
         if person is not None:
             print(person.report(), flush=True)
@@ -326,7 +337,7 @@ def explain_pairs(
 def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) -> pd.DataFrame:
     """users + people: read and report the files, fold the people in, recommend, explain."""
     assert request.people is not None and request.users is not None
-    people = read_or_report(request.people, dataset)
+    people = read_or_report(request.people, dataset, request.people_limits)
     start = time.perf_counter()
     folded = fold_in(model, dataset, people)
     seconds = time.perf_counter() - start
@@ -438,4 +449,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from duorec.overrides import run_checked
+
+    run_checked(main, "recommend", "duorec.recommend")
