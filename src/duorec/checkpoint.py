@@ -278,8 +278,13 @@ def load_reference(
                 f"{given} only applies to a MovieLens data set; the checkpoint's {name} is "
                 f"{data.get('source') or 'unknown'} (its data is rebuilt from the saved config)"
             )
-        log.info("preparing %s again from %s", name, ", ".join(moved.values()))
-        return prepare_dataset({**data, **moved}, caches[0]).dataset
+        data = {**data, **moved}
+        if "movielens_dir" in moved:
+            # named after the folder it is read from, as training names it: other files under
+            # the checkpoint's name would leave a mislabelled cache entry when refused
+            data["name"] = Path(moved["movielens_dir"]).expanduser().resolve().name
+        log.info("preparing %s again from %s", data.get("name"), ", ".join(moved.values()))
+        return prepare_dataset(data, caches[0]).dataset
     for cache in caches:
         folder = prepared_folder(cache, name, reference["cache_key"])
         if (folder / "manifest.json").is_file():
