@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from duorec.checkpoint_io import load_checkpoint_file
-from duorec.cli import UsageError
 from duorec.data.build import prepare_dataset, prepared_folder
 from duorec.data.datamodule import PairDataModule
 from duorec.data.prepared import PreparedDataset
+from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule, load_model
 from duorec.runs import run_folder_of
 

@@ -28,7 +28,7 @@ import torch
 from fsspec.utils import get_protocol
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from duorec.cli import UsageError
+from duorec.errors import UsageError
 from duorec.io import write_bytes
 
 # What a duorec checkpoint holds beyond torch's own weights-only allow-list (tensors, their

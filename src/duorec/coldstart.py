@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from duorec.cli import UsageError
 from duorec.csr import CSR, csr_from_pairs
 from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import RaterIndex, Triples, enumerate_triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
+from duorec.errors import UsageError
 from duorec.foldin import Person, fold_in
 from duorec.metrics import bootstrap_diff_ci, pair_target, rank_pairs, regression_metrics
 from duorec.model.base import PairRatingModule

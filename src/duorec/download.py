@@ -29,9 +29,10 @@ import pooch
 import requests
 from omegaconf import DictConfig
 
-from duorec.cli import UsageError, friendly_errors
+from duorec.cli import friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.imdb import IMDB_FILES  # the dumps the catalog needs, served as {name}.tsv.gz
+from duorec.errors import UsageError
 from duorec.io import atomic_path
 
 log = logging.getLogger(__name__)

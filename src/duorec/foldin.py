@@ -54,9 +54,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from duorec.cli import UsageError
 from duorec.data.features import user_features_for
 from duorec.data.prepared import PreparedDataset
+from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule
 from duorec.model.factorization import FactorizationModule
 from duorec.model.fusion import individual

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from duorec.cli import UsageError
 from duorec.data.groups import MAX_GROUP
+from duorec.errors import UsageError
 from duorec.group_eval import aggregate_np, group_rank_grid
 from duorec.model.base import PairRatingModule
 from duorec.model.group_fusion import group_grid

@@ -30,10 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoint
-from duorec.cli import UsageError, friendly_errors
+from duorec.cli import friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.exports import LIMITS, PersonRatings, ReadLimits, read_people
 from duorec.data.groups import MAX_GROUP
+from duorec.errors import UsageError
 from duorec.foldin import fold_in
 from duorec.group_serving import (
     check_members,

@@ -48,9 +48,9 @@ import pandas as pd
 import torch
 
 from duorec.aggregate import AGGREGATES, aggregate
-from duorec.cli import UsageError
 from duorec.csr import CSR, csr_from_pairs
 from duorec.data.prepared import PreparedDataset
+from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule, Rated
 from duorec.model.fusion import gather_movies, individual_grid, with_rows
 from duorec.model.module import RANK_BY

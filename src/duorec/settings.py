@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from duorec.cli import UsageError
+from duorec.errors import UsageError
 
 MISSING = object()
 

@@ -42,7 +42,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> PairRatingModule:
     it names must be a duorec model, or a file could make us import any module at all.
     """
     from duorec.checkpoint_io import allowed_globals, load_checkpoint_file
-    from duorec.cli import UsageError
+    from duorec.errors import UsageError
 
     checkpoint = load_checkpoint_file(path, map_location=map_location)
     class_path = str(checkpoint.get("duorec_model_class", "duorec.model.module.DuoModule"))
