@@ -1,11 +1,21 @@
-"""The evaluation table on screen: the model and every baseline, side by side."""
+"""The evaluation table on screen: the model and every baseline, side by side.
+
+`python -m duorec.report DIR` prints a run folder's tables from its metrics.json, or rebuilds
+a sweep folder's sweep.md / sweep.csv (`duorec.sweep`) and prints the comparison.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from duorec.cli import UsageError, friendly_errors
+from duorec.sweep import read_jobs, write_summary
 
 UNWRAPPED_WIDTH = 1000  # columns; tables still take only their natural width
 COLUMNS = (
@@ -16,6 +26,8 @@ COLUMNS = (
     "recall@10",
     "hit_rate@10",
     "coverage@10",
+    "top_title_share@10",  # share of lists holding the most frequent title
+    "head_share@10",  # share of picks among the eval.long_tail_head most-rated movies
     "longtail_ndcg@10",
 )
 
@@ -150,3 +162,38 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@friendly_errors("duorec.report")
+def main(argv: list[str] | None = None) -> None:
+    """Report on DIR: a run folder (metrics.json) or a multirun folder (numbered job folders)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m duorec.report",
+        description="Print a run's tables, or rebuild a sweep's sweep.md and sweep.csv.",
+    )
+    parser.add_argument(
+        "dir", type=Path, help="logs/train/runs/<time> or logs/train/multiruns/<time>"
+    )
+    folder: Path = parser.parse_args(argv).dir
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    metrics = folder / "metrics.json"
+    if metrics.exists():
+        try:
+            result = json.loads(metrics.read_text())
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{metrics} is not valid JSON ({err})") from None
+        print_report(result)
+        return
+    if not read_jobs(folder):
+        raise UsageError(
+            f"{folder} is neither a run folder (no metrics.json) nor a sweep folder (no job "
+            "folders with .hydra/overrides.yaml)"
+        )
+    md, table = write_summary(folder)
+    print(md.read_text())
+    print(f"wrote {md} and {table}")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,10 +14,10 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from duorec.callbacks import RandomState
+from duorec.checkpoint_io import SafeCheckpointIO, load_checkpoint_file, save_checkpoint_file
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
 from duorec.evaluation import choose_rank_rating_weight, evaluate
@@ -103,10 +103,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [*instantiate_list(cfg.get("callbacks")), RandomState()]
     loggers = instantiate_list(cfg.get("logger"))
     log_config(loggers, cfg)
+    # checkpoints are read weights-only and written beside their target (duorec.checkpoint_io)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     if trainer.interrupted:  # a Lightning that returns after Ctrl-C instead of exiting
         raise KeyboardInterrupt
     out_dir = Path(cfg.paths.output_dir)
@@ -130,11 +131,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if result.get("groups"):
             print(group_table(result["groups"], int(eval_opts["k"])))
         log.info("metrics: %s", out_dir / "metrics.json")
-    for logger in loggers:
-        logger.log_metrics(
-            {f"final/{k}": v for k, v in result.get("test", {}).items() if isinstance(v, float)}
-        )
-        logger.finalize("success")
+    # baselines, intervals, tables and pictures to every logger (imported here: matplotlib)
+    from duorec.dashboards import publish
+
+    publish(result, loggers, model, datamodule, cfg)
     print(f"checkpoint: {checkpoint or '(none: no checkpoint callback)'}")
     return result
 
@@ -165,10 +165,9 @@ def choose_ranking(
 def save_hyperparameters(checkpoint: str, values: dict[str, Any]) -> None:
     """Rewrite hyperparameters of a saved checkpoint (atomically): choices made after
     training, on validation, that serving must repeat."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint_file(checkpoint)
     state["hyper_parameters"].update(values)
-    with atomic_path(Path(checkpoint)) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint_file(state, checkpoint)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
@@ -182,4 +181,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    from duorec.overrides import run_checked
+
+    run_checked(main, "train", "duorec.train")
