@@ -16,7 +16,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from duorec.checkpoint import describe_choice, load_checkpoint, read_reference, resolve_checkpoint
 from duorec.cli import friendly_errors
@@ -62,9 +62,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule = PairDataModule.from_reference(reference, cfg.paths.cache_dir)
     datamodule.seed = seed
     datamodule.use_dataset(dataset)
+    with open_dict(cfg):  # seed: null means the training seed, for every ${seed} in eval
+        cfg.seed = seed
     options = OmegaConf.to_container(cfg.eval, resolve=True)
-    if options.get("seed") is None:  # eval.seed: ${seed} follows the top-level null
-        options["seed"] = seed
     result: dict[str, Any] = {"val": validate(model, datamodule)}
     result.update(evaluate(model, datamodule, options))
     result["checkpoint"] = str(ckpt.resolve())
