@@ -5,6 +5,11 @@
 dataset, scores the fixed test triples for each pair target, ranks unseen movies for a seeded
 sample of test pairs, and puts a paired-bootstrap interval on the model's difference from the
 best baseline. Every number in metrics.json comes from `duorec.metrics`.
+
+Under a time-ordered split a person's history at test time is everything before their test
+ratings, train + validation (`test_history`): the model's history bag and co-watch read it
+(`model_history`), the ranking baselines fold it in (`Ranker.with_history`), and movies in it
+are never candidates. Parameters stay as fitted on train and chosen on validation.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +31,7 @@ from duorec.data.datamodule import FixedTripleBatches, PairDataModule
 from duorec.data.pairs import Triples
 from duorec.group_eval import group_section
 from duorec.metrics import (
+    RankingResult,
     bootstrap_diff_ci,
     pair_target,
     rank_pairs,
@@ -33,7 +40,17 @@ from duorec.metrics import (
 )
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
-from duorec.model.rankers import EASE, PAIR_RULES, ImplicitALS, ItemKNN, Ranker, tune
+from duorec.model.rankers import (
+    EASE,
+    PAIR_RULES,
+    ImplicitALS,
+    ItemKNN,
+    Ranker,
+    RecentPopularity,
+    period_start,
+    tune,
+)
+from duorec.model.sequential import SASRec
 from duorec.ranking import PairScoreFn, diversify
 
 log = logging.getLogger(__name__)
@@ -123,11 +140,36 @@ def evaluate(
     reveal_settings(opts)  # a bad eval.cold_start fails before minutes of evaluation
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
-    train_frame = ds.split("train")
-    train = {c: train_frame[c].to_numpy() for c in ("user", "movie", "rating")}
+    train = split_arrays(ds, ("train",))
+    splits = history_splits(ds.manifest, opts)
+    history = split_arrays(ds, splits)
     baselines = fit_baselines(
         list(opts["baselines"]), train, ds.n_users, ds.n_movies, ds.rating_range, opts["mf"]
     )
+    with model_history(model, history if splits != ("train",) else None):
+        result, rankers = _evaluate_test(
+            model, datamodule, opts, triples, train, history, baselines
+        )
+    result["protocol"]["test_history"] = "+".join(splits)
+    # groups of eval.group_sizes (none by default: then nothing is added) and cold start keep
+    # their own protocols, on the train history
+    result.update(group_section(model, datamodule, baselines, rankers, opts))
+    result.update(cold_start(model, datamodule, opts, rankers.get("ease")))
+    return result
+
+
+def _evaluate_test(
+    model: PairRatingModule,
+    datamodule: PairDataModule,
+    opts: Mapping[str, Any],
+    triples: Triples,
+    train: Mapping[str, np.ndarray],
+    history: Mapping[str, np.ndarray],
+    baselines: Mapping[str, RatingBaseline],
+) -> tuple[dict[str, Any], dict[str, TunedRanker]]:
+    """Pair RMSE and ranking of the model and every baseline, the model reading `history`;
+    and the ranking baselines as tuned (on the train history)."""
+    ds = datamodule.dataset
     regressors = {n: b for n, b in baselines.items() if n != "popularity"}
     pair, own_a, own_b = predict_triples(model, triples)
 
@@ -162,8 +204,7 @@ def evaluate(
     oracle = best_achievable(ds.manifest, model.target, result["test"].get("pair_rmse"))
     if oracle:
         result["oracle"] = oracle
-    val_frame = ds.split("val")
-    val = {c: val_frame[c].to_numpy() for c in ("user", "movie", "rating")}
+    val = split_arrays(ds, ("val",))
     rankers = fit_rankers(opts.get("rankers") or {}, train, val, ds.n_users, ds.n_movies, opts)
     result["ranker_settings"] = {name: tuned.describe() for name, tuned in rankers.items()}
     # the model's lists are ranked five times (plain, long tail, three diversities): its grids
@@ -172,11 +213,13 @@ def evaluate(
     scorers.update(
         {n: b.pair_score_fn("mean") for n, b in baselines.items() if n != "global_mean"}
     )  # a constant score ranks nothing
+    asked = period_start(split_arrays(ds, ("test",)), ds.n_users)
     for name, tuned in rankers.items():
+        ranker = at_test_time(tuned.model, train, history, asked)
         for rule in PAIR_RULES:
-            scorers[f"{name}_{rule}"] = tuned.model.pair_score_fn(rule)
+            scorers[f"{name}_{rule}"] = ranker.pair_score_fn(rule)
     ranking = rank_everyone(
-        scorers, triples, train, ds.n_users, ds.n_movies, opts, movie_similarity_space(model)
+        scorers, triples, history, ds.n_users, ds.n_movies, opts, movie_similarity_space(model)
     )
     if ranking:
         per_pair = ranking.pop("_per_pair")
@@ -185,10 +228,99 @@ def evaluate(
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
-    # groups of eval.group_sizes (none by default: then nothing is added)
-    result.update(group_section(model, datamodule, baselines, rankers, opts))
-    result.update(cold_start(model, datamodule, opts, rankers.get("ease")))
-    return result
+    return result, rankers
+
+
+#: eval.test_history: what a person's history is when their test ratings are predicted
+TEST_HISTORIES = {"train": ("train",), "train_val": ("train", "val")}
+
+
+def history_splits(manifest: Mapping[str, Any], opts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The splits a person's test-time history is made of (`eval.test_history`).
+
+    `auto` (the default): train + validation for a time-ordered split (chrono, temporal),
+    where validation is exactly the period between train and test, so leaving it out would
+    blind every model to a person's most recent ratings and let them recommend a movie the
+    person rated last week; train alone for `random`, as before this setting existed, so
+    random-split numbers stay comparable with the ones already recorded.
+    """
+    choice = opts.get("test_history") or "auto"
+    if choice == "auto":
+        method = (manifest.get("settings", {}).get("split") or {}).get("method", "random")
+        choice = "train_val" if method in ("chrono", "temporal") else "train"
+    if choice not in TEST_HISTORIES:
+        raise ValueError(f"unknown eval.test_history {choice!r}: use auto, train or train_val")
+    return TEST_HISTORIES[choice]
+
+
+def split_arrays(ds: Any, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """user, movie, rating, timestamp arrays of the ratings in `splits` (a prepared dataset)."""
+    frames = [ds.split(name) for name in splits]
+    columns = ("user", "movie", "rating", "timestamp")
+    return {c: np.concatenate([f[c].to_numpy() for f in frames]) for c in columns}
+
+
+def at_test_time(
+    ranker: Ranker,
+    train: Mapping[str, np.ndarray],
+    history: Mapping[str, np.ndarray],
+    asked: np.ndarray,
+) -> Ranker:
+    """The tuned ranker as the test asks it: reading `history` when that is more than train
+    (fold-in, its parameters kept), and asked at each person's first test rating."""
+    if len(history["user"]) != len(train["user"]):
+        ranker = ranker.with_history(
+            history["user"], history["movie"], history["rating"], history["timestamp"]
+        )
+    return ranker.at(asked)
+
+
+@contextmanager
+def model_history(
+    model: PairRatingModule, history: Mapping[str, np.ndarray] | None
+) -> Iterator[None]:
+    """Inside, the model reads `history` (every person's ratings before the test period)
+    wherever it reads a person's train ratings: the history bag of its user tower and the
+    co-watch histories. Outside, its own train histories again. None: nothing changes.
+
+    The bag keeps each person's most recent ratings up to the longest training bag (training
+    capped it at `model.history_max`, which the checkpoint does not record; fold-in caps the
+    same way). The learned weights, features and co-watch item weights are untouched: this
+    is a fold-in, not a refit.
+    """
+    bag = getattr(model, "history", None)
+    cowatch = getattr(model, "cowatch", None)
+    if history is None or (bag is None and cowatch is None):
+        yield
+        return
+    user = np.asarray(history["user"], dtype=np.int64)
+    movie = np.asarray(history["movie"], dtype=np.int64)
+    saved = []
+    if bag is not None:
+        saved += [(bag, name, getattr(bag, name)) for name in ("indptr", "movies", "centred")]
+        device = bag.indptr.device
+        n_users = len(bag.indptr) - 1
+        cap = int(torch.diff(bag.indptr).max()) if n_users else 0
+        kept = int(np.minimum(np.bincount(user, minlength=n_users), cap).sum())
+        bag.movies = torch.zeros(kept, dtype=torch.long)  # the size set_history checks
+        bag.set_history(
+            user, movie, np.asarray(history["rating"]), np.asarray(history["timestamp"]), cap
+        )
+        for name in ("indptr", "movies", "centred"):
+            setattr(bag, name, getattr(bag, name).to(device))
+    if cowatch is not None:
+        saved += [(cowatch, n, getattr(cowatch, n)) for n in ("history_indptr", "history_movies")]
+        device = cowatch.history_indptr.device
+        counts = np.bincount(user, minlength=len(cowatch.history_indptr) - 1)
+        order = np.lexsort((movie, user))
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        cowatch.history_indptr = torch.from_numpy(indptr).to(device)
+        cowatch.history_movies = torch.from_numpy(movie[order]).to(device)
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def best_difference(
@@ -221,7 +353,13 @@ def movie_similarity_space(model: PairRatingModule) -> np.ndarray:
     return vectors.cpu().numpy().astype(np.float64)
 
 
-RANKERS = {"ease": EASE, "itemknn": ItemKNN, "ials": ImplicitALS}
+RANKERS = {
+    "ease": EASE,
+    "itemknn": ItemKNN,
+    "ials": ImplicitALS,
+    "recent_popularity": RecentPopularity,
+    "sasrec": SASRec,
+}
 
 
 @dataclass
@@ -241,6 +379,8 @@ class TunedRanker:
             "grid": [dict(g, val_ndcg=v) for g, v in zip(self.grid, self.val_ndcg, strict=True)],
             "restricted_to_most_rated": restricted,
             "seconds": self.seconds,
+            # a trained ranker's loss per epoch (SASRec): did it converge?
+            **({"train_loss": self.model.losses} if getattr(self.model, "losses", None) else {}),
         }
 
 
@@ -293,21 +433,27 @@ def expand_grid(params: Mapping[str, Any]) -> list[dict[str, Any]]:
 def rank_everyone(
     scorers: Mapping[str, PairScoreFn],
     triples: Triples,
-    train: Mapping[str, np.ndarray],
+    history: Mapping[str, np.ndarray],
     n_users: int,
     n_movies: int,
     opts: Mapping[str, Any],
     diversity_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """NDCG / Recall / HitRate@k of every scorer (model and baselines) on the same test pairs."""
+    """NDCG / Recall / HitRate@k of every scorer (model and baselines) on the same test pairs,
+    beside coverage and the popularity concentration of their lists.
+
+    `history` holds every rating known before the test (train, or train + validation): its
+    movies are no person's candidates, and its counts say which movies are the most rated.
+    """
     pairs, relevant = sampled_ranking_pairs(triples, opts)
     if len(pairs) == 0:
         return {}
-    seen = csr_from_pairs(train["user"], train["movie"], n_users)
+    seen = csr_from_pairs(history["user"], history["movie"], n_users)
     k = int(opts["k"])
     # the long-tail view: the most-rated movies leave both the candidates and the relevant sets
-    head = np.argsort(-np.bincount(train["movie"], minlength=n_movies), kind="stable")
-    tail = np.sort(head[int(opts["long_tail_head"]) :])
+    head = np.argsort(-np.bincount(history["movie"], minlength=n_movies), kind="stable")
+    n_head = int(opts["long_tail_head"])
+    tail = np.sort(head[n_head:])
     in_tail = np.zeros(n_movies, dtype=bool)
     in_tail[tail] = True
     tail_relevant = [r[in_tail[r]] for r in relevant]
@@ -322,6 +468,7 @@ def rank_everyone(
             f"hit_rate@{k}": summary["hit_rate"],
             "n_ranked_pairs": summary["n_pairs"],
             f"coverage@{k}": ranked.coverage(n_movies),
+            **concentration(ranked, head[:n_head], k),
             f"longtail_ndcg@{k}": longtail["ndcg"],
             "longtail_n_pairs": longtail["n_pairs"],
         }
@@ -332,6 +479,18 @@ def rank_everyone(
             for d in opts["diversity"]
         }
     return out
+
+
+def concentration(ranked: RankingResult, head: np.ndarray, k: int) -> dict[str, Any]:
+    """Popularity concentration of the top-k lists: the share of lists holding the most
+    frequent title (and which movie it is), and the share of picks among the `head` most-rated
+    movies (`eval.long_tail_head`, 100 by default)."""
+    movie, share = ranked.top_title()
+    return {
+        f"top_title_share@{k}": share,
+        f"top_title@{k}": movie,
+        f"head_share@{k}": ranked.head_share(head),
+    }
 
 
 def diversity_cost(

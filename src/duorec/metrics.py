@@ -9,12 +9,15 @@ Protocol:
   scale-free number the original study quoted.
 * Ranking, per test pair (a, b): the relevant movies are those both a and b rated
   >= threshold (4 stars) in TEST; the candidates are every movie neither a nor b rated in
-  TRAIN; candidates are ranked by the model's score (`duorec.ranking`, the path
-  recommendations take). NDCG@k uses binary relevance and the
+  their history before test (TRAIN, or train + validation under a time-ordered split:
+  `duorec.evaluation.history_splits`); candidates are ranked by the model's score
+  (`duorec.ranking`, the path recommendations take). NDCG@k uses binary relevance and the
   log2 discount, its ideal DCG puts min(k, |relevant|) hits on top; Recall@k = hits /
   |relevant| (the common definition, so it cannot reach 1 when |relevant| > k); HitRate@k = 1
   if any relevant movie is in the top k. Pairs without a relevant movie say nothing about a
   ranking and are left out of every average.
+* Popularity concentration of the lists: the share of pairs whose top k holds the most
+  frequent title, and the share of picks among the most-rated movies.
 * Paired bootstrap over the same triples (or pairs) for the difference model - baseline, so
   "beats the baseline" comes with an interval rather than a bare point estimate.
 """
@@ -128,6 +131,28 @@ class RankingResult:
         """Share of the catalogue appearing in at least one pair's top k."""
         shown = np.unique(self.top[self.top >= 0])
         return shown.size / n_movies if n_movies else float("nan")
+
+    def top_title(self) -> tuple[int, float]:
+        """(the movie in the most lists, the share of lists holding it); (-1, NaN) when none.
+
+        Popularity concentration: a recommender that shows one film to a third of all pairs
+        says little about any of them, whatever its NDCG.
+        """
+        shown = self.top[self.top >= 0]
+        if len(self.top) == 0 or shown.size == 0:
+            return -1, float("nan")
+        # a movie appears at most once per list (top_k_unseen), so its count is its lists
+        counts = np.bincount(shown)
+        best = int(np.argmax(counts))
+        return best, float(counts[best] / len(self.top))
+
+    def head_share(self, head: np.ndarray) -> float:
+        """Share of the recommended slots (filled ones) taken by movies in `head`, e.g. the
+        100 most-rated films: how much of the lists the blockbusters fill."""
+        shown = self.top[self.top >= 0]
+        if shown.size == 0:
+            return float("nan")
+        return float(np.isin(shown, np.asarray(head, dtype=np.int64)).mean())
 
     def summary(self) -> dict[str, float]:
         """Means over pairs; NaN when no pair had a relevant movie (nothing to rank)."""

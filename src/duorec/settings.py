@@ -226,6 +226,7 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("model.rank_shortlist", integer(1, None, extra="or null (every movie)"), ALL),
     ("eval.targets", Allowed("a list of mean, min, max", lambda v: _subset(v, AGGREGATE)), ALL),
     ("eval.relevance_threshold", number(0), ALL),
+    ("eval.test_history", one_of("auto", "train", "train_val"), ALL),
     ("k", POSITIVE, ("recommend",)),
     ("aggregate", one_of(*AGGREGATE), ("recommend",)),
     ("rank_by", one_of(None, *RANK_BY), ("recommend",)),

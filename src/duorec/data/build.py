@@ -65,7 +65,7 @@ class DatasetSpec:
                 and not isinstance(value, bool)
                 and 0.0 < float(value) < 1.0
             ):
-                from duorec.cli import UsageError
+                from duorec.errors import UsageError
 
                 raise UsageError(f"data.{key} must be a share in (0, 1) or null, got {value!r}")
 
@@ -180,6 +180,7 @@ def build_dataset(
         seed=int(cfg["seed"]),
         method=split_cfg["method"],
         timestamps=ratings["timestamp"].to_numpy(),
+        users=user,
     )
     seed = int(cfg["seed"])
     cold = held_out_mask(len(user_ids), cfg.get("cold_users"), seed, COLD_USER_STREAM)

@@ -1,4 +1,4 @@
-"""Top-N ranking baselines fitted on TRAIN interactions: EASE, item-kNN and iALS.
+"""Top-N ranking baselines fitted on TRAIN interactions: EASE, item-kNN, iALS, recent popularity.
 
 The rating baselines (`duorec.model.baselines`) predict stars; a pair recommender is judged
 by NDCG@k of the movies both people liked, and the models that are strong at that task are
@@ -11,15 +11,22 @@ m (optionally only ratings >= `min_rating`). Having rated a movie is what they l
 predict: a rating of any value says the person chose to watch it, which is what a
 recommendation should anticipate; the stars decide relevance only at evaluation time.
 
-Every ranker has `fit(user, movie, rating, n_users, n_movies)`, `user_scores(users)` ->
-[B, n_movies] float32 (higher = better; -inf for a movie the model cannot score) and
-`pair_score_fn(rule)`, the callable `duorec.metrics.rank_pairs` takes. The caller masks the
-movies either person has seen. `tune` picks a hyperparameter by individual NDCG@k on the
-validation split, so the test pairs are never looked at.
+Every ranker has `fit(user, movie, rating, n_users, n_movies, timestamp=None)`,
+`user_scores(users)` -> [B, n_movies] float32 (higher = better; -inf for a movie the model
+cannot score) and `pair_score_fn(rule)`, the callable `duorec.metrics.rank_pairs` takes. The
+caller masks the movies either person has seen. `tune` picks a hyperparameter by individual
+NDCG@k on the validation split, so the test pairs are never looked at.
+
+At test time a person's history is everything before their test ratings (train + validation
+under a time-ordered split, docs/protocol.md): `with_history` folds a longer history in
+without refitting, as the pair model does (its parameters saw train only), and `at` says
+when each person asks, for the rankers that read time (`RecentPopularity`,
+`duorec.model.sequential.SASRec`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -41,7 +48,10 @@ __all__ = [
     "EASE",
     "ItemKNN",
     "ImplicitALS",
+    "RecentPopularity",
+    "Events",
     "combine_pair",
+    "period_start",
     "individual_ndcg",
     "TuneResult",
     "tune",
@@ -118,33 +128,100 @@ class Ranker:
     """Fit on train interactions; score every movie for a user, and for a pair of users.
 
     Subclasses implement `_fit(x)` on the binary CSR matrix x [n_users, n_movies] (float32)
-    and `_scores(users)` -> [B, n_movies].
+    and `_scores(users)` -> [B, n_movies]; one whose scores depend on a person's history
+    other than through x (per-person factors, a sequence) also implements `_fold_in()`. A
+    ranker that reads time sets `uses_time`: it keeps the history's (user, movie, timestamp)
+    as `events` and honours `now`, the time each person asks (None: just after their latest
+    history rating).
     """
+
+    uses_time = False
 
     def __init__(self, min_rating: float | None = None) -> None:
         self.min_rating = min_rating
         self.n_users = 0
         self.n_movies = 0
         self._x: sp.csr_matrix | None = None
+        self.events: Events | None = None
+        self.now: np.ndarray | None = None
 
     def fit(
-        self, user: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_users: int, n_movies: int
+        self,
+        user: np.ndarray,
+        movie: np.ndarray,
+        rating: np.ndarray,
+        n_users: int,
+        n_movies: int,
+        timestamp: np.ndarray | None = None,
     ) -> Self:
-        """Fit on train ratings; users and movies are contiguous indices < n_users, n_movies."""
-        user, movie, rating = check_fit_input(user, movie, rating, n_users, n_movies)
+        """Fit on train ratings; users and movies are contiguous indices < n_users, n_movies.
+
+        `timestamp` (seconds, one per rating) is read only by rankers that use time.
+        """
+        self.n_users, self.n_movies = int(n_users), int(n_movies)
+        self._set_history(user, movie, rating, timestamp)
+        self._fit(self._x)
+        return self
+
+    def with_history(
+        self,
+        user: np.ndarray,
+        movie: np.ndarray,
+        rating: np.ndarray,
+        timestamp: np.ndarray | None = None,
+    ) -> Self:
+        """A copy that scores from this history instead, the fitted parameters unchanged.
+
+        The fold-in of docs/protocol.md: tuned and fitted on train, a ranker reads each
+        person's train + validation ratings at test time, as the pair model does. Seen
+        movies (the "both" rule's candidates) follow the new history too.
+        """
+        clone = copy.copy(self)
+        clone._set_history(user, movie, rating, timestamp)
+        clone._fold_in()
+        return clone
+
+    def at(self, now: np.ndarray | None) -> Self:
+        """A copy asked at `now` [n_users] (seconds; NaN: just after the person's latest
+        history rating). Only rankers that use time read it."""
+        clone = copy.copy(self)
+        clone.now = None if now is None else np.asarray(now, dtype=np.float64)
+        return clone
+
+    def _set_history(
+        self,
+        user: np.ndarray,
+        movie: np.ndarray,
+        rating: np.ndarray,
+        timestamp: np.ndarray | None,
+    ) -> None:
+        user, movie, rating = check_fit_input(user, movie, rating, self.n_users, self.n_movies)
         keep = np.ones(user.size, bool) if self.min_rating is None else rating >= self.min_rating
         if not keep.any():
             raise ValueError(f"no train rating is >= min_rating={self.min_rating}")
         x = sp.csr_matrix(
             (np.ones(int(keep.sum()), np.float32), (user[keep], movie[keep])),
-            shape=(n_users, n_movies),
+            shape=(self.n_users, self.n_movies),
         )
         x.sum_duplicates()
         x.data[:] = 1.0  # a repeated (user, movie) is still one interaction
-        self.n_users, self.n_movies = int(n_users), int(n_movies)
         self._x = x
-        self._fit(x)
-        return self
+        if self.uses_time:
+            if timestamp is None:
+                raise ValueError(f"{type(self).__name__} needs a timestamp per rating")
+            when = np.asarray(timestamp, dtype=np.float64).ravel()
+            if when.size != keep.size:
+                raise ValueError(f"{when.size} timestamps for {keep.size} ratings")
+            self.events = Events.of(user[keep], movie[keep], when[keep], self.n_users)
+
+    def _now(self, users: np.ndarray) -> np.ndarray:
+        """[B] seconds at which each user asks: `now`, or after their latest history rating."""
+        assert self.events is not None
+        latest = self.events.latest[users] + 1.0
+        if self.now is None:
+            return latest
+        asked = self.now[users]
+        return np.where(np.isfinite(asked), asked, latest)
 
     def user_scores(self, users: np.ndarray) -> np.ndarray:
         """[len(users), n_movies] float32 scores, higher = better; seen movies NOT masked."""
@@ -188,8 +265,45 @@ class Ranker:
     def _fit(self, x: sp.csr_matrix) -> None:
         raise NotImplementedError
 
+    def _fold_in(self) -> None:
+        """Refresh what depends on the (new) history; item-item models read x and need not."""
+
     def _scores(self, users: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Events:
+    """A history's interactions ordered by person, then time (ties by movie): `indptr` [n_users
+    + 1] into `movie` and `time`, and each person's `latest` time (-inf without history)."""
+
+    indptr: np.ndarray
+    movie: np.ndarray
+    time: np.ndarray
+    latest: np.ndarray
+
+    @classmethod
+    def of(cls, user: np.ndarray, movie: np.ndarray, time: np.ndarray, n_users: int) -> Events:
+        order = np.lexsort((movie, time, user))
+        counts = np.bincount(user, minlength=n_users)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        time = time[order]
+        latest = np.full(n_users, -np.inf)
+        has = counts > 0
+        latest[has] = time[indptr[1:][has] - 1]
+        return cls(indptr, movie[order], time, latest)
+
+    def sequence(self, user: int) -> np.ndarray:
+        """The person's movies, oldest first."""
+        return self.movie[self.indptr[user] : self.indptr[user + 1]]
+
+
+def period_start(part: Mapping[str, np.ndarray], n_users: int) -> np.ndarray:
+    """[n_users] each person's first timestamp in `part` (a split's ratings), NaN if none:
+    when they ask for what comes next, so a time-aware ranker looks only before it."""
+    start = np.full(n_users, np.inf)
+    np.minimum.at(start, np.asarray(part["user"], np.int64), np.asarray(part["timestamp"], float))
+    return np.where(np.isfinite(start), start, np.nan)
 
 
 # --------------------------------------------------------------------------- EASE
@@ -403,14 +517,79 @@ class ImplicitALS(Ranker):
                 num_threads=self.num_threads,
             )
             als.fit(x, show_progress=False)
+        self._als = als
         self.user_factors = np.asarray(als.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(als.item_factors, dtype=np.float32)
+
+    def _fold_in(self) -> None:
+        """Each person's factors solved again from the new history, the movie factors kept
+        (implicit's `recalculate_user`: exact least squares for every person)."""
+        assert self._x is not None
+        with threadpool_limits(1, "blas"):
+            factors = self._als.recalculate_user(np.arange(self.n_users), self._x)
+        self.user_factors = np.asarray(factors, dtype=np.float32)
 
     def _scores(self, users: np.ndarray) -> np.ndarray:
         return self.user_factors[users] @ self.item_factors.T
 
 
+# --------------------------------------------------------------------------- recent popularity
+
+
+DAY = 86_400.0
+
+
+class RecentPopularity(Ranker):
+    """The movies most rated in the `window_days` before the person asks (None: all time).
+
+    Ji et al. (2020) report it far above plain popularity on MovieLens with a global timeline.
+    Each person asks at `now` (the start of the period being predicted: their first
+    validation rating when tuning, their first test rating at test time), and only history
+    ratings before that moment count, from everyone: ratings from a person's future never
+    rank their present, which a per-person chronological split would otherwise allow, since
+    other people's train ratings can be years later. A window with few ratings is broken by
+    the all-time counts before `now`; scores are each person's counts over their window's
+    total, so the "sum" rule gives both people an equal say whatever their windows hold.
+    """
+
+    uses_time = True
+
+    def __init__(self, window_days: float | None = None, min_rating: float | None = None):
+        super().__init__(min_rating)
+        if window_days is not None and window_days <= 0:
+            raise ValueError(f"RecentPopularity needs window_days > 0 or None, got {window_days}")
+        self.window_days = None if window_days is None else float(window_days)
+
+    def _params(self) -> tuple[str, ...]:
+        return ("window_days", "min_rating")
+
+    def _fit(self, x: sp.csr_matrix) -> None:
+        self._fold_in()
+
+    def _fold_in(self) -> None:
+        assert self.events is not None
+        order = np.argsort(self.events.time, kind="stable")
+        self._time = self.events.time[order]
+        self._movie = self.events.movie[order]
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:
+        now = self._now(users)
+        out = np.empty((users.size, self.n_movies), dtype=np.float64)
+        ends = np.searchsorted(self._time, now, side="left")  # strictly before now
+        if self.window_days is None:
+            starts = np.zeros_like(ends)
+        else:
+            starts = np.searchsorted(self._time, now - self.window_days * DAY, side="left")
+        for row, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+            every = np.bincount(self._movie[:hi], minlength=self.n_movies).astype(np.float64)
+            recent = np.bincount(self._movie[lo:hi], minlength=self.n_movies)
+            # the all-time share is < 1, so it orders only movies tied in the window
+            out[row] = (recent + every / (every.sum() + 1.0)) / (recent.sum() + 1.0)
+        return out
+
+
 # --------------------------------------------------------------------------- tuning
+
 
 
 def individual_ndcg(
@@ -428,9 +607,12 @@ def individual_ndcg(
     candidates are the movies they did not rate in train. At most `max_users` users with a
     relevant movie are scored (a seeded sample) to keep a grid search cheap. Ranking the pair
     (u, u) with `rank_pairs` is exactly ranking u alone, so the metric is the same code as
-    the test numbers.
+    the test numbers. A ranker that uses time is asked at each user's first validation
+    rating (when `val` has timestamps), as it is asked at their first test rating later.
     """
     n_users, n_movies = ranker.n_users, ranker.n_movies
+    if ranker.uses_time and "timestamp" in val:
+        ranker = ranker.at(period_start(val, n_users))
     t_user = np.asarray(train["user"], dtype=np.int64)
     t_movie = np.asarray(train["movie"], dtype=np.int64)
     v_user = np.asarray(val["user"], dtype=np.int64)
@@ -478,14 +660,22 @@ def tune(
     e.g. `tune(lambda lam: EASE(lam=lam), [50, 100, 200, 500, 1000, 2000], ...)`. Users
     are the same sample for every value, so the comparison is paired; ties go to the earlier
     grid value. Individual rather than pair NDCG because every validation rating is usable
-    and the test pairs stay unseen. `train` and `val` map "user", "movie", "rating" to arrays.
+    and the test pairs stay unseen. `train` and `val` map "user", "movie", "rating" (and,
+    for rankers that use time, "timestamp") to arrays.
     """
     if len(grid) == 0:
         raise ValueError("tune needs a non-empty grid")
     best: tuple[float, Any, Ranker] | None = None
     scores: list[tuple[Any, float]] = []
     for value in grid:
-        model = maker(value).fit(train["user"], train["movie"], train["rating"], n_users, n_movies)
+        model = maker(value).fit(
+            train["user"],
+            train["movie"],
+            train["rating"],
+            n_users,
+            n_movies,
+            timestamp=train.get("timestamp"),
+        )
         ndcg = individual_ndcg(model, train, val, k, threshold, max_users, seed)
         scores.append((value, ndcg))
         if best is None or ndcg > best[0]:
