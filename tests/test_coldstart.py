@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_train import tiny_train_cfg
+from conftest import CHEAP_DUO, only_rankers, tiny_train_cfg
 
 from duorec.cli import UsageError
 from duorec.coldstart import (
@@ -33,6 +33,12 @@ COLD_RUN = [
     "data.cold_movies=0.1",
     "eval.cold_start.reveal=[3,8]",
     "trainer.max_epochs=2",
+    # the main evaluation as far as cold start reads it: the rating baselines and EASE
+    *only_rankers("ease"),
+    "eval.foldin_choice.priors=[]",
+    "eval.diversity=[0.0]",
+    "eval.bootstrap=50",
+    *CHEAP_DUO,
 ]
 
 

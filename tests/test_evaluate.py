@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import CHEAP_DUO, CHEAP_EVAL, run_in_process, tiny_train_cfg
 from test_recommend import assert_one_line_error, run_cli, trained_run
-from test_train import tiny_train_cfg
 
 from duorec.checkpoint import (
     best_in_run,
@@ -180,7 +180,8 @@ def test_evaluate_cli_reproduces_the_training_metrics(
     assert first.startswith(f"using {newest.parent} (data synthetic-tiny, test pair_rmse "), first
 
 
-def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> None:
+def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path, capsys) -> None:
+    """The first as a user runs it, the second in this process (`run_in_process`)."""
     proc = run_cli("duorec.evaluate", tmp_path, tiny_cache)
     assert_one_line_error(
         proc,
@@ -188,7 +189,7 @@ def test_evaluate_cli_errors_are_one_line(tiny_cache: Path, tmp_path: Path) -> N
         "run python -m duorec.train first",
     )
     missing = tmp_path / "nope.ckpt"
-    proc = run_cli("duorec.evaluate", tmp_path, tiny_cache, f"ckpt_path={missing}")
+    proc = run_in_process(capsys, "evaluate", tmp_path, tiny_cache, f"ckpt_path={missing}")
     assert_one_line_error(proc, f"checkpoint not found: {missing}")
     assert not list((tmp_path / "logs").rglob("metrics.json"))
 
@@ -201,7 +202,8 @@ def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
     the same data set again from the saved data config and reproduce the run's numbers.
     """
     cache = tmp_path / "train-cache"
-    train(tiny_train_cfg(tmp_path / "trained", cache, "trainer.max_epochs=1"))
+    short = ["trainer.max_epochs=1", "data.samples_per_epoch=2048", *CHEAP_EVAL, *CHEAP_DUO]
+    train(tiny_train_cfg(tmp_path / "trained", cache, *short))
     trained = json.loads((tmp_path / "trained" / "run" / "metrics.json").read_text())
     alone = tmp_path / "moved" / "model.ckpt"
     alone.parent.mkdir()
@@ -217,7 +219,7 @@ def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
         command = [sys.executable, "-m", module, f"ckpt_path={alone}", *args]
         return subprocess.run(command, cwd=fresh, env=env, capture_output=True, text=True)
 
-    proc = run("duorec.evaluate")
+    proc = run("duorec.evaluate", *CHEAP_EVAL)
     assert proc.returncode == 0, proc.stderr
     (written,) = (fresh / "logs" / "evaluate" / "runs").glob("*/metrics.json")
     metrics = json.loads(written.read_text())
@@ -229,13 +231,14 @@ def test_a_checkpoint_alone_finds_its_data(tmp_path: Path) -> None:
     assert len(pd.read_csv(fresh / "top.csv")) == 5
 
 
-def test_moved_raw_files_are_accepted_by_their_content(tmp_path: Path) -> None:
+def test_moved_raw_files_are_accepted_by_their_content(tmp_path: Path, capsys) -> None:
     """A MovieLens checkpoint whose raw files moved (and whose cache is gone) loads with
     `data.movielens_dir=NEW` when the files hold the same data; other data is refused."""
     raw = generate(tmp_path / "raw", "tiny", seed=0)
     cache = tmp_path / "cache"
     where = [f"data.movielens_dir={raw / 'movielens'}", f"data.imdb_dir={raw / 'imdb'}"]
-    cfg = tiny_train_cfg(tmp_path / "trained", cache, "data=movielens", *where)
+    short = ["data.samples_per_epoch=2048", *CHEAP_EVAL, *CHEAP_DUO]
+    cfg = tiny_train_cfg(tmp_path / "trained", cache, "data=movielens", *where, *short)
     cfg.trainer.max_epochs, cfg.test = 1, False
     train(cfg)
     ckpt = tmp_path / "trained" / "run" / "checkpoints" / "last.ckpt"
@@ -282,7 +285,9 @@ def test_moved_raw_files_are_accepted_by_their_content(tmp_path: Path) -> None:
         f"data.movielens_dir={changed / 'movielens'}",
         f"data.imdb_dir={changed / 'imdb'}",
     ]
-    proc = run_cli("duorec.evaluate", fresh, fresh / "cache", f"ckpt_path={ckpt}", *changed_args)
+    proc = run_in_process(
+        capsys, "evaluate", fresh, fresh / "cache", f"ckpt_path={ckpt}", *changed_args
+    )
     assert_one_line_error(proc, "duorec.evaluate: error:", "fingerprint and users differ")
 
 

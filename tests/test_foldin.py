@@ -14,9 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import model_kwargs, rating_steps
+from conftest import (
+    CHEAP_DUO,
+    best_checkpoint,
+    model_kwargs,
+    rating_steps,
+    run_in_process,
+    tiny_train_cfg,
+)
 from test_recommend import assert_one_line_error, run_cli, trained_run
-from test_train import tiny_train_cfg
 
 from duorec.checkpoint import best_in_run, load_checkpoint
 from duorec.cli import UsageError
@@ -45,15 +51,12 @@ def loaded(ckpt: Path, tiny_cache: Path) -> tuple[DuoModule, PreparedDataset]:
 
 
 @pytest.fixture(scope="module")
-def learned(
-    tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path
-) -> tuple[DuoModule, PreparedDataset]:
-    """The default model trained until it has learned its users (6 epochs, ~15 s): after the
-    shared model's 2 epochs its id factors, which start at zero, have barely moved, so what
-    is particular about a user is not yet in it to be recovered."""
-    root = tmp_path_factory.mktemp("learned")
-    train(tiny_train_cfg(root, tiny_cache, "trainer.max_epochs=6", "optim.lr=3e-3"))
-    path = best_in_run(root / "run")
+def learned(learned_run, tiny_cache: Path) -> tuple[DuoModule, PreparedDataset]:
+    """The default model trained until it has learned its users (6 epochs, conftest's
+    `learned_run`, trained once per worker): after the shared model's 2 epochs its id
+    factors, which start at zero, have barely moved, so what is particular about a user is
+    not yet in it to be recovered."""
+    path = best_in_run(learned_run.run)
     assert path is not None
     return load_checkpoint(path, tiny_cache)  # type: ignore[return-value]
 
@@ -66,7 +69,8 @@ def by_features(
 
     The shared 2-epoch model has not yet learned what the genre tastes mean (its trained
     users' predicted genre preferences barely vary), so it cannot show that a new person's
-    tastes are read; 6 epochs without ids or dropout can (~10 s).
+    tastes are read; 6 epochs without ids or dropout can (~10 s). Only the model is used:
+    not tested (fold-in's prior is still chosen on validation and saved with it).
     """
     root = tmp_path_factory.mktemp("by_features")
     cfg = tiny_train_cfg(
@@ -76,11 +80,11 @@ def by_features(
         "optim.lr=3e-3",
         "model.dropout=0.0",
         "model.use_ids=false",
+        "test=false",
+        *CHEAP_DUO,
     )
     train(cfg)
-    path = best_in_run(root / "run")
-    assert path is not None
-    return load_checkpoint(path, tiny_cache)  # type: ignore[return-value]
+    return load_checkpoint(best_checkpoint(root / "run"), tiny_cache)  # type: ignore[return-value]
 
 
 def predictions(model: PairRatingModule, users: np.ndarray) -> np.ndarray:
@@ -318,12 +322,16 @@ def test_cli_recommends_for_two_export_files(
     assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == digest
 
 
-def test_cli_mixes_a_data_set_user_and_a_file(loaded, ckpt: Path, tiny_cache: Path, tmp_path):
+def test_cli_mixes_a_data_set_user_and_a_file(
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path, capsys
+):
+    """In this process (`run_in_process`), as are the people requests below; the two export
+    files above run as a real command."""
     _, dataset = loaded
     _, plain, _ = export_files(dataset, tmp_path)
     out = tmp_path / "top.csv"
     args = [f"ckpt_path={ckpt}", "users=[5]", f"people=[{plain}]", "k=4", f"output={out}"]
-    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, *args)
+    proc = run_in_process(capsys, "recommend", tmp_path, tiny_cache, *args)
     assert proc.returncode == 0, proc.stderr
     assert "top 4 for 5 and ben" in proc.stdout
     user = dataset.user_index(5)
@@ -333,14 +341,14 @@ def test_cli_mixes_a_data_set_user_and_a_file(loaded, ckpt: Path, tiny_cache: Pa
 
 
 def test_cli_bad_file_is_one_line_and_the_other_is_still_reported(
-    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path: Path, capsys
 ) -> None:
     _, dataset = loaded
     _, plain, _ = export_files(dataset, tmp_path)
     bad = tmp_path / "cat.csv"
     bad.write_text("")
-    proc = run_cli(
-        "duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", f"people=[{bad},{plain}]"
+    proc = run_in_process(
+        capsys, "recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", f"people=[{bad},{plain}]"
     )
     assert_one_line_error(proc, "duorec.recommend: error:", str(bad), "empty file")
     assert "ben (CSV, ben.csv): 20 of 21 films matched" in proc.stdout
@@ -355,10 +363,13 @@ def test_cli_bad_file_is_one_line_and_the_other_is_still_reported(
     ],
 )
 def test_cli_people_requests_are_checked(
-    ckpt: Path, tiny_cache: Path, tmp_path: Path, args: list[str], fragments: list[str]
+    ckpt: Path, tiny_cache: Path, tmp_path: Path, capsys, args: list[str], fragments: list[str]
 ) -> None:
     (tmp_path / "a.csv").write_text("movieId,rating\n1,4\n")
-    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
+    # relative file names are read from the working directory, as on the command line
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        proc = run_in_process(capsys, "recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
     assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
 
 
@@ -390,14 +401,16 @@ def test_a_folded_person_is_ranked_by_co_watch_from_their_own_movies(loaded) -> 
     assert len(model.cowatch.history_indptr) == dataset.n_users + 1
 
 
-def test_cli_a_group_of_data_set_users_and_files(loaded, ckpt: Path, tiny_cache: Path, tmp_path):
+def test_cli_a_group_of_data_set_users_and_files(
+    loaded, ckpt: Path, tiny_cache: Path, tmp_path, capsys
+):
     """users=[5,6] people=[FILE] is a group of three: every member's rating shown, nothing
     any of them rated offered."""
     _, dataset = loaded
     _, plain, _ = export_files(dataset, tmp_path)
     out = tmp_path / "group.csv"
     args = [f"ckpt_path={ckpt}", "users=[5,6]", f"people=[{plain}]", "k=4", f"output={out}"]
-    proc = run_cli("duorec.recommend", tmp_path, tiny_cache, *args)
+    proc = run_in_process(capsys, "recommend", tmp_path, tiny_cache, *args)
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(out)
     assert len(frame) == 4

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import model_kwargs, rating_steps
-from test_recommend import assert_one_line_error, run_cli
-from test_train import tiny_train_cfg
+from conftest import CHEAP_DUO, model_kwargs, rating_steps, run_in_process, tiny_train_cfg
+from test_recommend import assert_one_line_error
 
 from duorec.checkpoint import best_in_run, load_checkpoint
 from duorec.cli import UsageError
@@ -84,9 +83,13 @@ def test_good_group_sizes_and_eval_sizes() -> None:
         check_eval_sizes([3, 7])
 
 
-def test_bad_group_size_on_the_command_line_is_one_line(tmp_path: Path, tiny_cache: Path) -> None:
-    proc = run_cli(
-        "duorec.train",
+def test_bad_group_size_on_the_command_line_is_one_line(
+    tmp_path: Path, tiny_cache: Path, capsys
+) -> None:
+    """In this process (`run_in_process`): test_settings runs a refused setting as a command."""
+    proc = run_in_process(
+        capsys,
+        "train",
         tmp_path,
         tiny_cache,
         "data.synthetic.size=tiny",
@@ -302,7 +305,12 @@ def group_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Pat
             "trainer.max_epochs=3",
             "data.group_sizes={2: 0.5, 3: 0.3, 4: 0.2}",
             "eval.group_sizes=[3, 4]",
+            # what the group evaluation reads is kept: the rating baselines
             "~eval.rankers",
+            "eval.foldin_choice.priors=[]",
+            "eval.diversity=[0.0]",
+            "eval.bootstrap=50",
+            *CHEAP_DUO,
         )
         train(cfg)
         _RUN["run"] = root / "run"
@@ -377,15 +385,18 @@ def test_group_requests_are_checked(group_run: Path, tiny_cache: Path) -> None:
         recommend_group(model, index, [ids[0], ids[1], ids[0]])
 
 
-def test_recommend_cli_for_a_group(group_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+def test_recommend_cli_for_a_group(
+    group_run: Path, tiny_cache: Path, tmp_path: Path, capsys
+) -> None:
+    """In this process (`run_in_process`): test_recommend runs the command as a user does."""
     model, dataset = load_checkpoint(best_in_run(group_run), tiny_cache)
     ids = ",".join(str(int(u)) for u in dataset.user_ids[:4])
-    proc = run_cli(
-        "duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={group_run}", f"users=[{ids}]", "k=3"
+    proc = run_in_process(
+        capsys, "recommend", tmp_path, tiny_cache, f"ckpt_path={group_run}", f"users=[{ids}]", "k=3"
     )
     assert proc.returncode == 0, proc.stderr
     assert "lowest" in proc.stdout and "fairness: the least happy member is user" in proc.stdout
     for user in dataset.user_ids[:4]:
         assert f"user {int(user)}" in proc.stdout
-    bad = run_cli("duorec.recommend", tmp_path, tiny_cache, "users=[1,2,3,4,5,6,7]")
+    bad = run_in_process(capsys, "recommend", tmp_path, tiny_cache, "users=[1,2,3,4,5,6,7]")
     assert_one_line_error(bad, "users must be 2 to 6 user ids, got 7")

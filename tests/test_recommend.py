@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import model_kwargs
-from test_train import tiny_train_cfg
+from conftest import model_kwargs, run_in_process, tiny_train_cfg
 
 from duorec.checkpoint import best_in_run, load_checkpoint, read_reference
 from duorec.cli import UsageError
@@ -495,12 +494,14 @@ def test_pairs_file_errors_name_the_file_and_column(tmp_path: Path) -> None:
 
 
 def test_cli_single_pair_writes_the_table(
-    loaded, index, ckpt: Path, tiny_cache: Path, tmp_path: Path
+    loaded, index, ckpt: Path, tiny_cache: Path, tmp_path: Path, capsys
 ) -> None:
+    """In this process (`run_in_process`); the pairs file below runs as a real command."""
     model, dataset = loaded
     out = tmp_path / "top.csv"
-    proc = run_cli(
-        "duorec.recommend",
+    proc = run_in_process(
+        capsys,
+        "recommend",
         tmp_path,
         tiny_cache,
         f"ckpt_path={ckpt}",
@@ -569,26 +570,37 @@ def test_cli_pairs_file_batch_mode(
     assert written["reason"].str.len().gt(0).all()
 
 
-@pytest.mark.parametrize(
-    ("args", "fragments"),
-    [
-        (["users=[1,999]"], ["unknown user id 999", "synthetic-tiny"]),
-        (["users=[1]"], ["users must be 2 to 6 user ids, got 1"]),
-        (["users=[1,2]", "output=top.xlsx"], ["unknown file type '.xlsx'"]),
-    ],
-)
+CLI_ERRORS = [
+    (["users=[1,999]"], ["unknown user id 999", "synthetic-tiny"]),
+    (["users=[1]"], ["users must be 2 to 6 user ids, got 1"]),
+    (["users=[1,2]", "output=top.xlsx"], ["unknown file type '.xlsx'"]),
+]
+
+
+@pytest.mark.parametrize(("args", "fragments"), CLI_ERRORS)
 def test_cli_errors_are_one_line(
-    ckpt: Path, tiny_cache: Path, tmp_path: Path, args: list[str], fragments: list[str]
+    ckpt: Path, tiny_cache: Path, tmp_path: Path, capsys, args: list[str], fragments: list[str]
 ) -> None:
+    proc = run_in_process(capsys, "recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
+    assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
+
+
+def test_cli_error_is_one_line_as_a_command(ckpt: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    """The first case above as a user runs it: after loading the model, nothing but the one
+    line on stderr (no logging, warnings or traceback from Hydra, Lightning or torch)."""
+    args, fragments = CLI_ERRORS[0]
     proc = run_cli("duorec.recommend", tmp_path, tiny_cache, f"ckpt_path={ckpt}", *args)
     assert_one_line_error(proc, "duorec.recommend: error:", *fragments)
 
 
-def test_cli_pairs_file_with_a_wrong_column(ckpt: Path, tiny_cache: Path, tmp_path: Path) -> None:
+def test_cli_pairs_file_with_a_wrong_column(
+    ckpt: Path, tiny_cache: Path, tmp_path: Path, capsys
+) -> None:
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("user_a,userb\n1,2\n")
-    proc = run_cli(
-        "duorec.recommend",
+    proc = run_in_process(
+        capsys,
+        "recommend",
         tmp_path,
         tiny_cache,
         f"ckpt_path={ckpt}",
