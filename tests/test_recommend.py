@@ -48,7 +48,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Path:
     """Train the tiny model once per session (2 epochs); return its run folder."""
     if "run" not in _TRAINED:
         root = tmp_path_factory.mktemp("trained")
-        train(tiny_train_cfg(root, cache, "trainer.max_epochs=2"))
+        # with the learned watch head, which the synthetic recipe leaves out: serving must
+        # handle a model that has one (and not run it when co-watch ranks)
+        train(tiny_train_cfg(root, cache, "trainer.max_epochs=2", "model.watch_dim=64"))
         _TRAINED["run"] = root / "run"
     return _TRAINED["run"]
 

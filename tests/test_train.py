@@ -134,9 +134,9 @@ def test_resume_after_a_clean_stop_ends_as_the_straight_run(
     checkpoint, kept from before the stop) into its own folder."""
     # a fast rate and no weight average (it moves the best epoch later): the best epoch comes
     # before the stop. Resuming with the average is the kill -9 test's default recipe.
-    # The width is pinned: a data set's recipe (conf/recipe/) may narrow the towers, and with
-    # 128 the best epoch comes after the stop.
-    fast = [*FAITHFUL, "optim.lr=1e-2", "callbacks.ema=null", "model.hidden=256"]
+    # The project's defaults, not the synthetic data's quick recipe (conf/recipe/): with its
+    # narrower towers and no watch head the best epoch comes after the stop.
+    fast = [*FAITHFUL, "optim.lr=1e-2", "callbacks.ema=null", "recipe=full"]
     train(tiny_train_cfg(tmp_path / "a", tiny_cache, *fast))
     straight = json.loads((tmp_path / "a" / "run" / "metrics.json").read_text())
     stop = ["+callbacks.stop._target_=interrupt.StopAfter", "+callbacks.stop.epochs=2"]
