@@ -14,6 +14,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import importlib
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -135,6 +136,23 @@ def learned_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> S
 
     result = train(cfg)
     return SimpleNamespace(run=root / "run", result=result)
+
+
+def run_command(
+    module: str, args: list[str], root: Path, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """`python -m module args` in a fresh process as a user runs it, every path under `root`
+    (DUOREC_ROOT), W&B offline and quiet; `env` adds or replaces variables."""
+    full = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    full.pop("DUOREC_SWEEP_GROUP", None)  # a sweep's group must come from the sweep itself
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env={**full, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_in_process(

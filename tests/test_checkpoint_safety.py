@@ -12,13 +12,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, run_command
 
 import duorec.io
 from duorec.checkpoint import latest_checkpoint, load_checkpoint, read_reference
@@ -135,15 +133,7 @@ def test_plain_recommend_refuses_the_newest_runs_checkpoint_in_one_line(
     ckpt.rename(planted)
     (run / "metrics.json").write_text(json.dumps({"checkpoint": str(planted)}))
     assert latest_checkpoint(tmp_path / "logs") == planted
-    env = {**os.environ, "DUOREC_ROOT": str(tmp_path), "WANDB_MODE": "disabled"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "duorec.recommend", "users=[1,2]"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_command("duorec.recommend", ["users=[1,2]"], tmp_path, WANDB_MODE="disabled")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines() == [
         f"duorec.recommend: error: checkpoint {planted} holds builtins.exec, which a duorec "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAST
+from conftest import FAST, run_command
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -24,15 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(
     module: str, args: list[str], root: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_command(module, args, root, timeout)
 
 
 def test_multirun_sweep_gives_each_job_its_directory(tmp_path: Path) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_command
 from wandb.proto import wandb_internal_pb2
 
 from duorec.dashboards import flatten, tables
@@ -38,16 +37,7 @@ FAST = [
 
 
 def run(module: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("DUOREC_SWEEP_GROUP", None)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command(module, args, root)
 
 
 def wandb_records(path: Path) -> list[wandb_internal_pb2.Record]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, run_command
 from omegaconf import open_dict
 
 from duorec.errors import UsageError
@@ -18,15 +16,7 @@ from duorec.settings import check_settings
 
 
 def cli(module: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DUOREC_ROOT": str(root), "WANDB_MODE": "disabled"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command(module, args, root, WANDB_MODE="disabled")
 
 
 BAD = [
