@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from duorec import breakdowns, plots, samples
+from duorec.io import atomic_path
 from duorec.report import COLUMNS
 
 log = logging.getLogger(__name__)
@@ -329,8 +330,8 @@ SENDERS: dict[str, Callable[[Any, Dashboard], None]] = {
 
 
 def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    """A table as CSV, written beside `path` and renamed: a full disk leaves no half file."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(rows)

@@ -17,6 +17,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from duorec.io import atomic_path
+
 # metrics drawn against the baselines, when the model has them; lower is better for errors
 CHART_METRICS = ("pair_rmse", "pair_mae", "ndcg@10", "recall@10", "longtail_ndcg@10", "coverage@10")
 LOWER_IS_BETTER = ("pair_rmse", "pair_mae", "scaled_mse")
@@ -148,6 +150,7 @@ def _finite(value: Any) -> bool:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    """The figure as PNG, written beside `path` and renamed (no half-written picture)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path
