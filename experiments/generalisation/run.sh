@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The generalisation study: the default recipe of `python -m duorec.train`, unchanged, on
-# 3 data sets x 2 splits x 3 seeds (README.md says why).
+# 3 data sets x 3 splits (random, chrono, temporal) x 3 seeds (README.md says why).
 #
 #   bash experiments/generalisation/run.sh MOVIELENS_ROOT IMDB_DIR [LOG_DIR] [OVERRIDE ...]
 #
@@ -22,7 +22,7 @@ log_dir=$repo/logs/generalisation
 if (($#)) && [[ $1 != *=* ]]; then log_dir=$(realpath -m "$1"); shift; fi
 extra=("$@")
 DATASETS=${DATASETS:-synthetic ml-latest-small ml-100k}
-SPLITS=${SPLITS:-random temporal}
+SPLITS=${SPLITS:-random chrono temporal}
 SEEDS=${SEEDS:-0 1 2}
 JOBS=${JOBS:-2}
 PYTHON=${PYTHON:-python}
