@@ -27,7 +27,7 @@ from duorec.data.groups import (
     relevant_by_group,
 )
 from duorec.data.pairs import RaterIndex
-from duorec.group_eval import group_regression
+from duorec.group_eval import group_rank_grid, group_regression
 from duorec.group_serving import recommend_group
 from duorec.model.baselines import BiasBaseline
 from duorec.model.fusion import individual
@@ -373,6 +373,44 @@ def test_recommend_for_four_excludes_what_anyone_saw(group_run: Path, tiny_cache
     again = recommend_group(model, index, ids[::-1], k=8, aggregate="mean")
     assert again["movieId"].tolist() == frame["movieId"].tolist()
     np.testing.assert_array_equal(again["group_rating"], frame["group_rating"])
+
+
+def test_least_misery_and_most_pleasure_rank_the_group(group_run: Path, tiny_cache: Path) -> None:
+    """`aggregate=min` ranks by the least happy member, not only shows that rating: with the
+    default score (co-watch + rating) each pick's key is the lowest member's co-watch
+    percentile plus the weight times the lowest member's rating, and the list differs from
+    the mean's for some group (it was the same ten movies in the same order)."""
+    model, dataset = load_checkpoint(best_in_run(group_run), tiny_cache)
+    index = ServingIndex(dataset)
+    assert model.cowatch is not None and model.rank_by == "score"
+    movies = model.encode_movies()
+    differs = 0
+    for start in range(0, 40, 4):
+        ids = [int(u) for u in dataset.user_ids[start : start + 4]]
+        members = torch.as_tensor(index.user_indices(np.array(ids)))[None]
+        mean = recommend_group(model, index, ids, k=5, aggregate="mean")
+        least = recommend_group(model, index, ids, k=5, aggregate="min")
+        most = recommend_group(model, index, ids, k=5, aggregate="max")
+        differs += mean["movieId"].tolist() != least["movieId"].tolist()
+        for frame, how, pick in ((least, "min", np.min), (most, "max", np.max)):
+            with torch.no_grad():
+                each = group_grid(model, members, movies)[1][0]  # [M, k] scaled
+                parts = model.cowatch.member_percentiles(members)[:, 0]  # [k, M]
+            key = pick(parts.numpy(), axis=0) + model.rank_rating_weight * pick(
+                each.numpy(), axis=1
+            )
+            columns = movie_columns(dataset, frame["movieId"])
+            np.testing.assert_allclose(
+                key[columns], group_rank_grid(model, members, movies, None, aggregate=how)[0][
+                    columns
+                ].numpy(), rtol=1e-5, atol=1e-6)
+            assert np.all(np.diff(key[columns]) <= 1e-6), how  # ranked by that key
+    assert differs > 0
+
+
+def movie_columns(dataset, movie_ids) -> np.ndarray:
+    lookup = dataset.catalog.reset_index(drop=True).reset_index().set_index("movieId")["index"]
+    return lookup[movie_ids].to_numpy()
 
 
 def test_group_requests_are_checked(group_run: Path, tiny_cache: Path) -> None:

@@ -69,26 +69,46 @@ def group_rank_grid(
     movie_vectors: torch.Tensor,
     watch_vectors: torch.Tensor | None,
     rank_by: str | None = None,
+    aggregate: str | None = None,
 ) -> torch.Tensor:
     """[B, M] ranking scores of groups, as `rank_grid` ranks pairs: `rating` (the group's
     predicted rating, scaled), `watch` (the co-watch pair rule over every member, or the sum
     of the members' learned watch logits) or `score` = watch + rank_rating_weight * rating,
-    the weight chosen for pairs on validation."""
+    the weight chosen for pairs on validation.
+
+    `aggregate` (None: the model's own target) is how the group is served: `min` (least
+    misery) and `max` (most pleasure) rank by the lowest / highest member's predicted rating
+    and combine the members' "would watch" scores by the same rule (their co-watch
+    percentiles, or their watch logits), so the least happy member decides the order, not
+    only the rating shown beside it."""
     rank_by = rank_by or getattr(model, "rank_by", "rating")
+    how = aggregate or model.target  # type: ignore[attr-defined]
+    extreme = how in ("min", "max")
+
+    def rating() -> torch.Tensor:  # the model's group head for its own target
+        head, each = group_grid(model, members, movie_vectors)
+        return head if how == model.target else aggregate_members(each, how)  # type: ignore[attr-defined]
+
     cowatch = getattr(model, "cowatch", None)
     if rank_by == "rating" or (cowatch is None and watch_vectors is None):
-        return group_grid(model, members, movie_vectors)[0]
-    if cowatch is not None:  # the pair rule, over every member (model/cowatch.py)
+        return rating()
+    if cowatch is not None and extreme:
+        parts = cowatch.member_percentiles(members)  # [k, B, M]
+        watch = parts.amin(0) if how == "min" else parts.amax(0)
+    elif cowatch is not None:  # the pair rule, over every member (model/cowatch.py)
         watch = cowatch.group_scores(members, model.rank_pair_rule)  # type: ignore[attr-defined]
     else:
         dim = model.rating_dim  # type: ignore[attr-defined]
         wanted = model.encode_users(members.reshape(-1))[:, dim:]  # type: ignore[attr-defined]
-        wanted = wanted.reshape(*members.shape, -1).sum(1)
-        k = members.shape[1]
-        watch = wanted @ watch_vectors[:, :-1].T + k * watch_vectors[:, -1]  # type: ignore[index]
+        wanted = wanted.reshape(*members.shape, -1)
+        factors, bias = watch_vectors[:, :-1].T, watch_vectors[:, -1]  # type: ignore[index]
+        if extreme:  # each member's logits [B, M, k], the lowest / highest of them
+            watch = aggregate_members((wanted @ factors + bias).permute(0, 2, 1), how)
+        else:
+            watch = wanted.sum(1) @ factors + members.shape[1] * bias
     if rank_by == "watch":
         return watch
-    return model.rank_score(watch, group_grid(model, members, movie_vectors)[0])  # type: ignore[attr-defined]
+    return model.rank_score(watch, rating())  # type: ignore[attr-defined]
 
 
 def model_group_scorer(model: PairRatingModule, rank_by: str | None = None) -> GroupScoreFn:

@@ -106,7 +106,9 @@ def recommend_group_indices(
         key = shown.astype(np.float64) + 1e-9 * np.tanh(raw_key(head[0], raw[0], how, own_head))
     else:
         watch = model.encode_watch()
-        key = group_rank_grid(model, torch.as_tensor(members), movie_vectors, watch, rank_by)
+        key = group_rank_grid(
+            model, torch.as_tensor(members), movie_vectors, watch, rank_by, aggregate=how
+        )
         key = key[0].double().cpu().numpy()
     top = top_k_unseen_groups(key[None], members, index.seen, k, allowed).movie[0]
     movies = top[top >= 0]

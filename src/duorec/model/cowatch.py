@@ -197,13 +197,19 @@ class CoWatch(nn.Module):
             raise ValueError(f"unknown co-watch pair rule {rule!r}: use one of {COWATCH_RULES}")
         if rule == "sum":  # sum_u x_u B = (sum_u x_u) B: one gather and sum per group
             return self._summed([self._group_history(group) for group in members], members.device)
-        users = members.T.reshape(-1)  # member 0 of every group, then member 1, ...
-        scores = candidate_percentile(self.user_scores(users), self.seen(users))
-        parts = scores.reshape(members.shape[1], len(members), -1)
+        parts = self.member_percentiles(members)
         out = parts[0]
         for part in parts[1:]:
             out = out * part
         return out
+
+    def member_percentiles(self, members: torch.Tensor) -> torch.Tensor:
+        """[k, B, n_movies]: each member's percentile of every movie among their unseen ones
+        (`candidate_percentile`), on one scale for everyone, so members can be combined by
+        product ("both"), or by min / max (least misery / most pleasure)."""
+        users = members.T.reshape(-1)  # member 0 of every group, then member 1, ...
+        scores = candidate_percentile(self.user_scores(users), self.seen(users))
+        return scores.reshape(members.shape[1], len(members), -1)
 
 
 def candidate_percentile(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
