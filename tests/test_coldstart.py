@@ -199,8 +199,8 @@ def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
     (held-out, other) pair on a movie both rated outside the reveal, scored by the model and
     by the hand-folded bias baseline."""
     from duorec.checkpoint import load_checkpoint
-    from duorec.evaluation import predict_triples
     from duorec.foldin import Person, fold_in
+    from duorec.scoring import predict_triples
 
     ds = cold_run.dataset
     model, _ = load_checkpoint(cold_run.metrics["checkpoint"], cold_run.cfg.paths.cache_dir)

@@ -20,9 +20,9 @@ import numpy as np
 
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import model_pair_scorer, predict_triples, sampled_ranking_pairs
 from duorec.metrics import pair_target, rank_pairs
 from duorec.model.baselines import BiasBaseline, Popularity
+from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
 
 # bins of the less-rated person's history: that person limits what is known of the pair
 EDGES = (0, 10, 20, 50, 100, 200, 500, 1000, 2000)

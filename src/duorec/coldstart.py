@@ -48,6 +48,7 @@ from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline
 from duorec.model.rankers import EASE, combine_pair
 from duorec.ranking import PairScoreFn
+from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,6 @@ def new_movie_errors(
     Every pair of (known) users who rated the same held-out movie is a triple (a seeded
     sample past `data.eval_max_triples`): none of these ratings was trained on.
     """
-    from duorec.evaluation import predict_triples
-
     ds = datamodule.dataset
     index = RaterIndex(
         ratings["user"].to_numpy(),
@@ -228,8 +227,6 @@ def _one_reveal(
     popularity: np.ndarray,
     opts: Mapping[str, Any],
 ) -> dict[str, Any]:
-    from duorec.evaluation import model_pair_scorer, predict_triples, sampled_ranking_pairs
-
     n_users, n_movies = ds.n_users, ds.n_movies
     people_ids = np.unique(revealed["user"].to_numpy())
     # held-out user i of `people_ids` is user n_users + i in the folded-in model

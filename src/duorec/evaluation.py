@@ -27,7 +27,7 @@ import torch
 
 from duorec.coldstart import cold_start, reveal_settings
 from duorec.csr import csr_from_pairs
-from duorec.data.datamodule import FixedTripleBatches, PairDataModule
+from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import Triples
 from duorec.group_eval import group_section
 from duorec.metrics import (
@@ -36,7 +36,6 @@ from duorec.metrics import (
     pair_target,
     rank_pairs,
     regression_metrics,
-    relevant_by_pair,
 )
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline, BiasedMF, GlobalMean, Popularity, RatingBaseline
@@ -52,53 +51,9 @@ from duorec.model.rankers import (
 )
 from duorec.model.sequential import SASRec
 from duorec.ranking import PairScoreFn, diversify
+from duorec.scoring import memoized, model_pair_scorer, predict_triples, sampled_ranking_pairs
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def predict_triples(
-    model: PairRatingModule, triples: Triples, batch_size: int = 16384
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Star-scale predictions (pair, person a, person b) for every triple."""
-    model.eval()
-    if len(triples) == 0:
-        return tuple(np.zeros(0, np.float32) for _ in range(3))  # type: ignore[return-value]
-    parts: list[tuple[torch.Tensor, ...]] = []
-    for batch in FixedTripleBatches(triples, batch_size):
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        outputs = model(batch["user_a"], batch["user_b"], batch["movie"])
-        parts.append(tuple(model.unscale(x).cpu() for x in outputs))
-    pair, ra, rb = (torch.cat(column).numpy() for column in zip(*parts, strict=True))
-    return pair, ra, rb
-
-
-def model_pair_scorer(model: PairRatingModule, rank_by: str | None = None) -> PairScoreFn:
-    """(user_a [B], user_b [B]) -> ranking scores [B, n_movies], movie tower run once.
-
-    `rank_by` (score | watch | rating) defaults to the model's own (`model.rank_by`).
-    """
-    movies, watch = model.encode_movies(), model.encode_watch()
-
-    def score(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
-        a = torch.as_tensor(user_a, device=model.device)
-        b = torch.as_tensor(user_b, device=model.device)
-        return model.rank_grid(a, b, movies, watch, rank_by).cpu().numpy()
-
-    return score
-
-
-def memoized(score: PairScoreFn) -> PairScoreFn:
-    """`score` computed once per batch of pairs (the rankers copy what they are given)."""
-    cache: dict[bytes, np.ndarray] = {}
-
-    def cached(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
-        key = np.asarray(user_a).tobytes() + b"|" + np.asarray(user_b).tobytes()
-        if key not in cache:
-            cache[key] = score(user_a, user_b)
-        return cache[key]
-
-    return cached
 
 
 def fit_baselines(
@@ -610,18 +565,6 @@ class GridCache:
             return (watch + weight * self.rating(a, b) if weight else watch).numpy()  # type: ignore[operator]
 
         return score
-
-
-def sampled_ranking_pairs(
-    triples: Triples, opts: Mapping[str, Any]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Pairs with a movie both rated >= the threshold, and those movies; a seeded sample."""
-    pairs, relevant = relevant_by_pair(triples, opts["relevance_threshold"])
-    limit = opts["ranking_pairs"]
-    if limit and len(pairs) > limit:
-        keep = np.sort(np.random.default_rng([opts["seed"], 0xA11]).permutation(len(pairs))[:limit])
-        pairs, relevant = pairs[keep], [relevant[i] for i in keep]
-    return pairs, relevant
 
 
 def best_achievable(

@@ -17,9 +17,9 @@ import numpy as np
 from duorec.breakdowns import as_evaluated
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import model_pair_scorer, sampled_ranking_pairs
 from duorec.ranking import top_k_unseen
 from duorec.reasons import display_title
+from duorec.scoring import model_pair_scorer, sampled_ranking_pairs
 
 COLUMNS = ("pair", "favourites_a", "favourites_b", "top", "hits", "relevant")
 FAVOURITES = 3  # highest-rated movies of the history shown per person
