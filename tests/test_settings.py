@@ -89,12 +89,13 @@ ON_THE_COMMAND_LINE = {command: (override, message) for command, override, messa
 
 
 def test_restated_choices_equal_their_homes() -> None:
-    from duorec.aggregate import AGGREGATES
+    from duorec.model.cowatch import COWATCH_RULES
     from duorec.model.module import RANK_BY
-    from duorec.settings import AGGREGATE
+    from duorec.model.rankers import PAIR_RULES
+    from duorec.settings import PAIR_RULE
     from duorec.settings import RANK_BY as SETTINGS_RANK_BY
 
-    assert AGGREGATE == AGGREGATES and SETTINGS_RANK_BY == RANK_BY
+    assert SETTINGS_RANK_BY == RANK_BY and PAIR_RULE == COWATCH_RULES == PAIR_RULES
 
 
 UNKNOWN_KEYS = [
@@ -135,6 +136,10 @@ def test_unknown_key_names_the_nearest_one(command: str, args: list[str], messag
         ["+experiment=underfitting"],
         ["-m", "optim.lr=1e-3,3e-4", "model.hidden=64"],
         ["--cfg", "job", "data.batch_size=64"],
+        # Hydra's flags and their values are not overrides (`--info config` was refused)
+        ["--info", "config", "data.batch_size=64"],
+        ["-m", "--info", "searchpath"],
+        ["-cn", "train", "model.hidden=64"],
     ],
 )
 def test_valid_overrides_pass(args: list[str]) -> None:

@@ -30,33 +30,24 @@ from omegaconf import DictConfig, OmegaConf
 from duorec.errors import UsageError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Hydra's own flags that take a value (`--cfg job`, `-cn name`): their value is no override
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp",
-                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
-                     "--info", "-i"}  # fmt: skip
-
-
-def user_overrides(argv: Sequence[str]) -> list[str]:
-    """The `key=value` overrides of a command line, without Hydra's flags and their values."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg.startswith("-"):
-            skip = arg in _FLAGS_WITH_VALUE and arg not in ("--info", "-i")
-            continue
-        out.append(arg)
-    return out
 
 
 def check_overrides(config_name: str, argv: Sequence[str]) -> None:
-    """Raise UsageError (one line) for an override of `config_name` that names no setting."""
+    """Raise UsageError (one line) for an override of `config_name` that names no setting.
+
+    `argv` is read by Hydra's own argument parser, so its flags and their values (`--cfg job`,
+    `--info config`, `-cn NAME`) are never taken for overrides. A command pointed at other
+    config folders (`--config-path`, `--config-dir`) is left to Hydra.
+    """
+    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    args = [a for a in user_overrides(argv) if not a.lstrip("+~").startswith("hydra.")]
+    flags = get_args_parser().parse_args(list(argv))
+    if flags.config_path or flags.config_dir:
+        return
+    config_name = flags.config_name or config_name
+    args = [a for a in flags.overrides if not a.lstrip("+~").startswith("hydra.")]
     if not args:
         return
     parser = OverridesParser.create()
@@ -67,14 +58,14 @@ def check_overrides(config_name: str, argv: Sequence[str]) -> None:
         except HydraException as err:
             raise UsageError(f"{arg}: cannot be read as an override ({_first_line(err)})") from None
     single = [_first_value(o) for o in parsed]
-    cfg = _compose(config_name, single, parsed)
+    _compose(config_name, single)  # Hydra's own refusals, explained in one line
     for override, line in zip(parsed, single, strict=True):
         if override.is_add() and not _is_group(override.key_or_group):
             _check_added_key(config_name, override.key_or_group, line, single)
-    del cfg
 
 
-def _compose(config_name: str, overrides: list[str], parsed: list[Any]) -> DictConfig:
+def _compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """The config as the command will compose it, or a one-line UsageError."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -181,9 +172,9 @@ def _parameters(target: str) -> set[str] | None:
 
 def _compose_plain(config_name: str, overrides: list[str]) -> DictConfig:
     try:
-        return _compose(config_name, overrides, [])
+        return _compose(config_name, overrides)
     except UsageError:
-        return _compose(config_name, [], [])
+        return _compose(config_name, [])
 
 
 def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
