@@ -19,6 +19,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from duorec.aggregate import AGGREGATES
+from duorec.data.pairs import WEIGHTINGS
+from duorec.data.split import SPLIT_METHODS
+from duorec.data.synthetic.spec import SIZES
 from duorec.errors import UsageError
 
 MISSING = object()
@@ -120,12 +124,12 @@ def _yaml(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _choices(module: str, name: str) -> tuple[Any, ...]:
-    """A constant tuple (or a dict's keys) from the module that owns the choice: one home."""
-    import importlib
+def _share(value: Any) -> bool:
+    return value is None or (_is_number(value) and 0 < value < 1)
 
-    value = getattr(importlib.import_module(module), name)
-    return tuple(value)
+
+def _subset(value: Any, allowed: tuple[str, ...]) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(v in allowed for v in value)
 
 
 def _seed(value: Any) -> bool:
@@ -134,10 +138,10 @@ def _seed(value: Any) -> bool:
 
 THREADS = integer(1, "auto", None, extra='or "auto" (the CPUs this process may use)')
 POSITIVE = integer(1)
-# duorec.model.module.RANK_BY and duorec.aggregate.AGGREGATES, restated: importing the model
-# here would load torch and Lightning before a typo could be reported (a test keeps them equal)
+# duorec.model.module.RANK_BY and the co-watch / ranker pair rules, restated: importing the
+# model here would load Lightning before a typo could be reported (a test keeps them equal)
 RANK_BY = ("score", "rating", "watch")
-AGGREGATE = ("mean", "min", "max")
+PAIR_RULE = ("sum", "both")
 ALL = ("prepare", "train", "evaluate", "recommend", "download")
 
 # (key, allowed, the commands whose config has that meaning for the key)
@@ -207,14 +211,14 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("model.dropout", number(0, high=1), ALL),
     ("model.individual_weight", number(0), ALL),
     ("seed", Allowed("an integer in [0, 2**32)", _seed), ALL),
-    ("data.synthetic.size", one_of(*_choices("duorec.data.synthetic.spec", "SIZES")), ALL),
-    ("data.pair_weighting", one_of(*_choices("duorec.data.pairs", "WEIGHTINGS")), ALL),
-    ("data.split.method", one_of(*_choices("duorec.data.split", "SPLIT_METHODS")), ALL),
-    ("data.cold_users", Allowed("null or a share in (0, 1)", lambda v: _share(v)), ALL),
-    ("data.cold_movies", Allowed("null or a share in (0, 1)", lambda v: _share(v)), ALL),
-    ("model.target", one_of(*AGGREGATE), ALL),
+    ("data.synthetic.size", one_of(*SIZES), ALL),
+    ("data.pair_weighting", one_of(*WEIGHTINGS), ALL),
+    ("data.split.method", one_of(*SPLIT_METHODS), ALL),
+    ("data.cold_users", Allowed("null or a share in (0, 1)", _share), ALL),
+    ("data.cold_movies", Allowed("null or a share in (0, 1)", _share), ALL),
+    ("model.target", one_of(*AGGREGATES), ALL),
     ("model.rank_by", one_of(*RANK_BY), ALL),
-    ("model.rank_pair_rule", one_of("sum", "both"), ALL),
+    ("model.rank_pair_rule", one_of(*PAIR_RULE), ALL),
     ("model.id_factors", one_of(True, False, "users", "movies", "both", "none"), ALL),
     ("model.factor_l2", number(0), ALL),
     ("model.rank_rating_weight", number(0), ALL),
@@ -224,22 +228,14 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("model.watch_dim", integer(0), ALL),
     ("model.history_max", integer(1, None, extra="or null (all)"), ALL),
     ("model.rank_shortlist", integer(1, None, extra="or null (every movie)"), ALL),
-    ("eval.targets", Allowed("a list of mean, min, max", lambda v: _subset(v, AGGREGATE)), ALL),
+    ("eval.targets", Allowed("a list of mean, min, max", lambda v: _subset(v, AGGREGATES)), ALL),
     ("eval.relevance_threshold", number(0), ALL),
     ("eval.test_history", one_of("auto", "train", "train_val"), ALL),
     ("k", POSITIVE, ("recommend",)),
-    ("aggregate", one_of(*AGGREGATE), ("recommend",)),
+    ("aggregate", one_of(*AGGREGATES), ("recommend",)),
     ("rank_by", one_of(None, *RANK_BY), ("recommend",)),
     ("batch_size", POSITIVE, ("recommend",)),
 )
-
-def _share(value: Any) -> bool:
-    return value is None or (_is_number(value) and 0 < value < 1)
-
-
-def _subset(value: Any, allowed: tuple[str, ...]) -> bool:
-    return isinstance(value, list | tuple) and len(value) > 0 and all(v in allowed for v in value)
-
 
 # Lightning's own names for a checkpoint to resume from (`Trainer.fit(ckpt_path=...)`)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc")
