@@ -265,12 +265,7 @@ def model_history(
             setattr(bag, name, getattr(bag, name).to(device))
     if cowatch is not None:
         saved += [(cowatch, n, getattr(cowatch, n)) for n in ("history_indptr", "history_movies")]
-        device = cowatch.history_indptr.device
-        counts = np.bincount(user, minlength=len(cowatch.history_indptr) - 1)
-        order = np.lexsort((movie, user))
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        cowatch.history_indptr = torch.from_numpy(indptr).to(device)
-        cowatch.history_movies = torch.from_numpy(movie[order]).to(device)
+        cowatch.set_history(user, movie)
     try:
         yield
     finally:

@@ -104,12 +104,20 @@ class CoWatch(nn.Module):
         self.register_buffer("weight_value", torch.zeros(n_weights))
         self._weights: tuple[tuple[int, ...], sp.csr_matrix] | None = None
 
-    def set(self, fit: CoWatchFit, user: np.ndarray, movie: np.ndarray) -> None:
-        """Fill the buffers: the fitted weights and the train (user, movie) history."""
+    def set_history(self, user: np.ndarray, movie: np.ndarray) -> None:
+        """The (user, movie) history co-watch reads, as rows by user (movies sorted): the train
+        ratings when the model is built, every rating before the test period when evaluation
+        asks (`duorec.evaluation.model_history`). The buffers take the history's size."""
         order = np.lexsort((movie, user))
         counts = np.bincount(user, minlength=len(self.history_indptr) - 1)
-        self.history_indptr.copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(counts)])))
-        self.history_movies.copy_(torch.from_numpy(movie[order].astype(np.int64)))
+        device = self.history_indptr.device
+        indptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        self.history_indptr = indptr.to(device)
+        self.history_movies = torch.from_numpy(movie[order].astype(np.int64)).to(device)
+
+    def set(self, fit: CoWatchFit, user: np.ndarray, movie: np.ndarray) -> None:
+        """Fill the buffers: the fitted weights and the train (user, movie) history."""
+        self.set_history(user, movie)
         self.weight_indptr.copy_(torch.from_numpy(fit.indptr))
         self.weight_target.copy_(torch.from_numpy(fit.target))
         self.weight_value.copy_(torch.from_numpy(fit.weight))
