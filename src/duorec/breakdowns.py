@@ -4,7 +4,8 @@ metrics.json holds averages; a reader deciding whether the model helps *new* pai
 split by history. These are recomputed here from the model and the data module after
 evaluation instead of threading more arrays out of `duorec.evaluation`, on the evaluation's own
 items and view: its test triples, its ranking sample, and each person's history at test time
-(train, or train + validation under a time-ordered split; `as_evaluated`), so each breakdown's
+(train, or train + validation under a time-ordered split;
+`duorec.evaluation.history_at_test`), so each breakdown's
 overall value is metrics.json's. The bias baseline (for RMSE) and popularity (for NDCG) are
 refitted beside the model: both take milliseconds, and neither needs a long history, the
 natural reference here.
@@ -12,36 +13,20 @@ natural reference here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
+from duorec.evaluation import history_at_test, split_arrays
 from duorec.metrics import pair_target, rank_pairs
 from duorec.model.baselines import BiasBaseline, Popularity
 from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
 
 # bins of the less-rated person's history: that person limits what is known of the pair
 EDGES = (0, 10, 20, 50, 100, 200, 500, 1000, 2000)
-
-
-@contextmanager
-def as_evaluated(
-    model: Any, datamodule: PairDataModule, opts: Mapping[str, Any]
-) -> Iterator[dict[str, np.ndarray]]:
-    """Inside, the model reads each person's test-time history as the evaluation had it;
-    yields that history (user, movie, rating, timestamp arrays)."""
-    # imported here: a change of these helpers costs a warning at the end of a run, not the run
-    from duorec.evaluation import history_splits, model_history, split_arrays
-
-    ds = datamodule.dataset
-    splits = history_splits(ds.manifest, opts)
-    history = split_arrays(ds, splits)
-    with model_history(model, history if splits != ("train",) else None):
-        yield history
 
 
 def history_bins(counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -52,11 +37,6 @@ def history_bins(counts: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return np.searchsorted(edges, counts, side="right") - 1, labels
 
 
-def train_arrays(datamodule: PairDataModule) -> dict[str, np.ndarray]:
-    train = datamodule.dataset.split("train")
-    return {c: train[c].to_numpy() for c in ("user", "movie", "rating")}
-
-
 def rmse_by_history(
     model: Any, datamodule: PairDataModule, opts: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -64,9 +44,9 @@ def rmse_by_history(
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
     truth = pair_target(triples.rating_a, triples.rating_b, model.target)
-    with as_evaluated(model, datamodule, opts) as history:
+    with history_at_test(model, ds, opts) as (_, history):
         prediction, _, _ = predict_triples(model, triples)
-    train = train_arrays(datamodule)
+    train = split_arrays(ds, ("train",))
     bias = BiasBaseline(rating_range=ds.rating_range).fit(
         train["user"], train["movie"], train["rating"], ds.n_users, ds.n_movies
     )
@@ -86,12 +66,12 @@ def ndcg_by_history(
     if len(pairs) == 0:
         return {}
     k = int(opts["k"])
-    train = train_arrays(datamodule)
+    train = split_arrays(ds, ("train",))
     popularity = Popularity(rating_range=ds.rating_range).fit(
         train["user"], train["movie"], train["rating"], ds.n_users, ds.n_movies
     )
     values, ranked_pairs = {}, None
-    with as_evaluated(model, datamodule, opts) as history:
+    with history_at_test(model, ds, opts) as (_, history):
         seen = csr_from_pairs(history["user"], history["movie"], ds.n_users)
         scorers = {"model": model_pair_scorer(model), "popularity": popularity.pair_score_fn()}
         for name, scorer in scorers.items():

@@ -96,12 +96,10 @@ def evaluate(
     ds = datamodule.dataset
     triples = datamodule.evaluation_triples("test")
     train = split_arrays(ds, ("train",))
-    splits = history_splits(ds.manifest, opts)
-    history = split_arrays(ds, splits)
     baselines = fit_baselines(
         list(opts["baselines"]), train, ds.n_users, ds.n_movies, ds.rating_range, opts["mf"]
     )
-    with model_history(model, history if splits != ("train",) else None):
+    with history_at_test(model, ds, opts) as (splits, history):
         result, rankers = _evaluate_test(
             model, datamodule, opts, triples, train, history, baselines
         )
@@ -228,6 +226,19 @@ def at_test_time(
             history["user"], history["movie"], history["rating"], history["timestamp"]
         )
     return ranker.at(asked)
+
+
+@contextmanager
+def history_at_test(
+    model: PairRatingModule, ds: Any, opts: Mapping[str, Any]
+) -> Iterator[tuple[tuple[str, ...], dict[str, np.ndarray]]]:
+    """Inside, the model reads each person's history before the test period, as the protocol
+    asks (`eval.test_history`); yields the splits it is made of and its (user, movie, rating,
+    timestamp) arrays. The one place evaluation and the dashboards' breakdowns get it from."""
+    splits = history_splits(ds.manifest, opts)
+    history = split_arrays(ds, splits)
+    with model_history(model, history if splits != ("train",) else None):
+        yield splits, history
 
 
 @contextmanager

@@ -4,7 +4,7 @@ NDCG 0.31 means little to a reader until they see a pair's lists. Ten pairs of t
 own ranking sample (seeded, so runs of one data set show the same pairs and can be compared by
 eye), each with both people's favourite movies of their history, the model's top k over the
 movies neither has seen (the protocol's candidates; the history is the evaluation's, see
-`duorec.breakdowns.as_evaluated`), and which of those both rated >= the threshold in test.
+`duorec.evaluation.history_at_test`), and which of those both rated >= the threshold in test.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from duorec.breakdowns import as_evaluated
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
+from duorec.evaluation import history_at_test
 from duorec.ranking import top_k_unseen
 from duorec.reasons import display_title
 from duorec.scoring import model_pair_scorer, sampled_ranking_pairs
@@ -37,7 +37,7 @@ def recommendation_sample(
         np.random.default_rng([int(opts["seed"]), 0x5A3]).permutation(len(pairs))[:n]
     )
     k = int(opts["k"])
-    with as_evaluated(model, datamodule, opts) as history:
+    with history_at_test(model, datamodule.dataset, opts) as (_, history):
         users, movies, ratings = history["user"], history["movie"], history["rating"]
         seen = csr_from_pairs(users, movies, ds.n_users)
         scorer = model_pair_scorer(model)
