@@ -15,13 +15,13 @@ Two sources of model + data:
 * `--ckpt PATH`: a trained checkpoint with its own prepared data (e.g. trained on
   data.synthetic.size=ml32m), loaded through `duorec.checkpoint.load_checkpoint`.
 
-Measured after loading: the data set index (`serving.ServingIndex`: seen-movies CSR), built
+Measured after loading: the data set index (`serving.index.ServingIndex`: seen-movies CSR), built
 once as the command line does; one call as the command line makes it (movie tower, scoring);
-the towers once, as a service holds them (`serving.movie_matrix`, `model.encode_watch`,
-`serving.user_matrix`) and the genre matrix for repeated use; then per-pair latency of
+the towers once, as a service holds them (a `Recommender`: the movie tower, `model.encode_watch`,
+and with `hold_users` `serving.scores.user_matrix`) and the genre matrix for repeated use; then per-pair latency of
 `recommend` over `--pairs` random pairs with those reused (median, p90), for the pair head
 (aggregate = the model's target), the same with the user tower run per call, another
-aggregate (no fusion MLP) and a genre filter; and pairs/s of `recommend_many` with batches
+aggregate (no fusion MLP) and a genre filter; and pairs/s of `Recommender.pairs` with batches
 of 64 and 256. Wall and CPU time are both reported: on a
 shared machine the wall time also counts waiting for a core. `--threads 1` is usually faster
 per pair when the cores are busy (OpenMP threads wait for each other at every op).
@@ -36,7 +36,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,12 +44,13 @@ import torch
 from _common import machine_info, markdown_table, save_json
 from omegaconf import OmegaConf
 
-from duorec import serving as rec
 from duorec.data.features import Features
 from duorec.data.prepared import PreparedDataset
-from duorec.model.base import PairRatingModule
 from duorec.model.cowatch import CoWatchFit
 from duorec.model.module import DuoModule
+from duorec.serving import Recommender
+from duorec.serving import scores as rec
+from duorec.serving.index import ServingIndex
 
 GENRES = (
     "Action Adventure Animation Children Comedy Crime Documentary Drama Fantasy Film-Noir "
@@ -130,37 +131,17 @@ def random_pairs(dataset: PreparedDataset, n: int, seed: int) -> np.ndarray:
     return dataset.user_ids[np.stack([a, b], axis=1)]
 
 
-class Catalogue(NamedTuple):
-    """The towers' outputs, computed once and reused by every timed call, as a service would."""
-
-    movies: torch.Tensor  # `movie_matrix(model)`: the rating factors
-    watch: torch.Tensor | None  # `model.encode_watch()`: the watch head's factors, if any
-    users: torch.Tensor | None  # `user_matrix(model, index)`; None: the user tower per call
-
-
 def single_latency(
-    model: PairRatingModule,
-    index: rec.ServingIndex,
+    recommender: Recommender,
     pairs: np.ndarray,
-    catalogue: Catalogue,
     aggregate: str,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Per-call wall time of `recommend` (tower outputs reused), after two warm-up calls."""
+    """Per-call wall time of `Recommender.pair` (towers run once, no reasons), after two
+    warm-up calls."""
 
     def call(a: int, b: int) -> None:
-        rec.recommend(
-            model,
-            index,
-            a,
-            b,
-            10,
-            aggregate,
-            filters,
-            movie_vectors=catalogue.movies,
-            watch_vectors=catalogue.watch,
-            user_vectors=catalogue.users,
-        )
+        recommender.pair(a, b, 10, aggregate, filters=filters, reasons=False)
 
     for a, b in pairs[:2]:
         call(a, b)
@@ -174,28 +155,12 @@ def single_latency(
 
 
 def batch_throughput(
-    model: PairRatingModule,
-    index: rec.ServingIndex,
-    pairs: np.ndarray,
-    catalogue: Catalogue,
-    aggregate: str,
-    batch_size: int,
+    recommender: Recommender, pairs: np.ndarray, aggregate: str, batch_size: int
 ) -> dict[str, float]:
-    """pairs/s of `recommend_many` over all `pairs` (one warm-up batch first)."""
+    """pairs/s of `Recommender.pairs` over all `pairs` (one warm-up batch first)."""
 
     def call(some: np.ndarray) -> None:
-        rec.recommend_many(
-            model,
-            index,
-            some,
-            10,
-            aggregate,
-            None,
-            catalogue.movies,
-            batch_size,
-            watch_vectors=catalogue.watch,
-            user_vectors=catalogue.users,
-        )
+        recommender.pairs(some, 10, aggregate, batch_size=batch_size, reasons=False)
 
     call(pairs[:batch_size])
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -285,17 +250,19 @@ def main() -> None:
         source = "DuoModule (random weights, conf/model/duo.yaml sizes) over synthetic data"
     first = random_pairs(dataset, 1, args.seed + 2)[0]
     start = time.perf_counter()
-    index = rec.ServingIndex(dataset)
+    index = ServingIndex(dataset)
     setup["data set index (seen CSR), once"] = time.perf_counter() - start
     start = time.perf_counter()
-    rec.recommend(model, index, first[0], first[1], 10, model.target)
-    setup["one-off recommend, as the CLI (tower + score)"] = time.perf_counter() - start
+    per_call = Recommender(model, dataset, index)
+    setup["Recommender: movie tower (once)"] = time.perf_counter() - start
     start = time.perf_counter()
-    movies, watch = rec.movie_matrix(model), model.encode_watch()
-    setup["movie tower (once)"] = time.perf_counter() - start
+    per_call.pair(first[0], first[1], 10, model.target, reasons=False)
+    setup["first recommendation, as the CLI (after the tower)"] = time.perf_counter() - start
     start = time.perf_counter()
-    catalogue = Catalogue(movies, watch, rec.user_matrix(model, index))
-    setup["user tower (once, every person)"] = time.perf_counter() - start
+    held = Recommender(model, dataset, index, hold_users=True)
+    setup["Recommender holding users: both towers (once, every person)"] = (
+        time.perf_counter() - start
+    )
     start = time.perf_counter()
     index.genres  # noqa: B018 - built on first use
     setup["genre matrix (first genre filter)"] = time.perf_counter() - start
@@ -317,24 +284,18 @@ def main() -> None:
             }
         )
 
-    row(
-        f"single, pair head ({model.target})",
-        single_latency(model, index, pairs, catalogue, model.target),
-    )
+    row(f"single, pair head ({model.target})", single_latency(held, pairs, model.target))
     row(
         "single, pair head, user tower per call",
-        single_latency(model, index, pairs, catalogue._replace(users=None), model.target),
+        single_latency(per_call, pairs, model.target),
     )
-    row(f"single, aggregate={other}", single_latency(model, index, pairs, catalogue, other))
+    row(f"single, aggregate={other}", single_latency(held, pairs, other))
     row(
         "single, pair head, genres=[Comedy]",
-        single_latency(model, index, pairs, catalogue, model.target, {"genres": ["Comedy"]}),
+        single_latency(held, pairs, model.target, {"genres": ["Comedy"]}),
     )
     for size in args.batch_sizes:
-        row(
-            f"batch of {size}, pair head",
-            batch_throughput(model, index, batch, catalogue, model.target, size),
-        )
+        row(f"batch of {size}, pair head", batch_throughput(held, batch, model.target, size))
 
     info = machine_info()
     print(

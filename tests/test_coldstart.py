@@ -13,9 +13,6 @@ from conftest import CHEAP_DUO, only_rankers, tiny_train_cfg
 
 from duorec.cli import UsageError
 from duorec.coldstart import (
-    bias_pair_prediction,
-    folded_ease,
-    folded_user_bias,
     reveal_earliest,
     reveal_settings,
     scored_triples,
@@ -170,7 +167,7 @@ def test_folded_bias_is_the_hand_computation() -> None:
     bias = BiasBaseline(reg_user=2.0, rating_range=(0.5, 5.0)).fit(user, movie, rating, 2, 3)
     # a new person (index 2) rated movie 0 with 5 and movie 2 with 3
     person, p_movie, p_rating = np.array([0, 0]), np.array([0, 2]), np.array([5.0, 3.0])
-    ub = folded_user_bias(bias, person, p_movie, p_rating, 1)
+    ub = bias.fold_in(person, p_movie, p_rating, 1)
     resid = p_rating - bias.mu - bias.movie_bias[p_movie]
     assert ub[2] == pytest.approx(resid.sum() / (2.0 + 2))
     assert (ub[:2] == bias.user_bias).all()
@@ -178,7 +175,8 @@ def test_folded_bias_is_the_hand_computation() -> None:
     expected = np.mean(
         [bias.mu + bias.user_bias[1] + bias.movie_bias[1], bias.mu + ub[2] + bias.movie_bias[1]]
     )
-    assert bias_pair_prediction(bias, ub, triples, "mean")[0] == pytest.approx(expected)
+    guess = bias.pair_prediction(ub, triples.user_a, triples.user_b, triples.movie, "mean")
+    assert guess[0] == pytest.approx(expected)
     assert pair_target(np.array([3.0]), np.array([4.0]), "mean")[0] == 3.5
 
 
@@ -188,7 +186,7 @@ def test_folded_ease_is_ease_of_the_same_interactions() -> None:
     movie = rng.integers(0, 20, 300)
     ease = EASE(lam=10.0).fit(user, movie, np.full(300, 4.0), 30, 20)
     mine = np.unique(movie[user == 4])
-    rows = folded_ease(ease, np.zeros(mine.size, dtype=np.int64), mine, 1, 30)
+    rows = ease.fold_in(np.zeros(mine.size, dtype=np.int64), mine, 1)
     together = rows(np.array([4, 30]))
     assert np.allclose(together[1], ease.user_scores(np.array([4]))[0], atol=1e-5)
     assert np.allclose(together[0], together[1], atol=1e-5)
@@ -199,7 +197,7 @@ def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
     (held-out, other) pair on a movie both rated outside the reveal, scored by the model and
     by the hand-folded bias baseline."""
     from duorec.checkpoint import load_checkpoint
-    from duorec.foldin import Person, fold_in
+    from duorec.model.foldin import Person
     from duorec.scoring import predict_triples
 
     ds = cold_run.dataset
@@ -228,7 +226,7 @@ def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
     block = cold_run.metrics["cold_start"]["3"]
     assert block["n_triples"] == len(t)
     truth = (t.rating_a + t.rating_b) / 2
-    folded = fold_in(model, ds, people)
+    folded = model.fold_in(ds, people)
     pair, _, _ = predict_triples(folded.model, t)
     rmse = np.sqrt(np.mean((pair - truth) ** 2))
     assert block["model"]["pair_rmse"] == pytest.approx(rmse, rel=1e-4)

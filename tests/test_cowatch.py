@@ -157,9 +157,9 @@ def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     model.cowatch.set(fit, train["user"], train["movie"])
     a, b = torch.arange(0, 10), torch.arange(10, 20)
     movies = model.encode_movies()
-    full = model.rank_grid(a, b, movies, None)
+    full = model.rank_grid(torch.stack([a, b], 1), movies, None)
     model.rank_shortlist = 8
-    short = model.rank_grid(a, b, movies, None)
+    short = model.rank_grid(torch.stack([a, b], 1), movies, None)
     kept = torch.isfinite(short)
     assert (kept.sum(1) == 8).all()
     torch.testing.assert_close(short[kept], full[kept])
@@ -170,10 +170,12 @@ def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     # and column-major with the row-major original attached (what serving.movie_matrix holds)
     columns = movies.T.contiguous().T
     for layout in (columns, with_rows(movies)):
-        assert torch.equal(model.rank_grid(a, b, layout, None), short)
+        assert torch.equal(model.rank_grid(torch.stack([a, b], 1), layout, None), short)
     # restricted to candidate movies (a filter), the shortlist is taken among them
     candidates = torch.arange(0, 40, 2)
-    within = model.rank_grid(a, b, movies[candidates], None, candidates=candidates)
+    within = model.rank_grid(
+        torch.stack([a, b], 1), movies[candidates], None, candidates=candidates
+    )
     assert within.shape == (10, 20)
     kept, unseen = torch.isfinite(within), ~seen[:, candidates]
     assert ((kept & unseen).sum(1) == unseen.sum(1).clamp(max=8)).all()  # unseen ones first

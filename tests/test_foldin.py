@@ -29,12 +29,12 @@ from duorec.cli import UsageError
 from duorec.data.features import user_features_for
 from duorec.data.prepared import PreparedDataset
 from duorec.data.split import TEST
-from duorec.foldin import Person, fold_in
 from duorec.model.base import PairRatingModule
 from duorec.model.factorization import FactorizationModule
+from duorec.model.foldin import Person
 from duorec.model.fusion import individual_grid
 from duorec.model.module import DuoModule
-from duorec.serving import ServingIndex, recommend_indices
+from duorec.serving import Recommender
 from duorec.train import train
 
 
@@ -134,7 +134,7 @@ def test_a_genre_lover_is_predicted_to_like_the_genre_more_than_a_hater(
     predicted relatively higher for the lover (the synthetic ratings plant genre tastes)."""
     model, dataset = by_features
     lover, hater, in_genre = genre_people(dataset, genre)
-    folded = fold_in(model, dataset, [lover, hater])
+    folded = model.fold_in(dataset, [lover, hater])
     scores = predictions(folded.model, folded.users)
     unrated = np.ones(dataset.n_movies, dtype=bool)
     unrated[lover.movies] = False
@@ -147,9 +147,8 @@ def test_fold_in_changes_neither_the_checkpoint_nor_the_model(loaded, ckpt: Path
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     lover, hater, _ = genre_people(dataset, "Drama")
-    folded = fold_in(model, dataset, [lover, hater])
-    index = ServingIndex(dataset).with_people(folded.seen)
-    recommend_indices(folded.model, index, folded.users, ["a", "b"], k=5)
+    folded = model.fold_in(dataset, [lover, hater])
+    Recommender(model, dataset).people([lover, hater], k=5)  # folds them in again, per call
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -191,7 +190,7 @@ def test_id_factors_are_zero_without_train_ratings_and_fitted_on_fold_in(loaded)
 
     fresh.eval()
     lover, hater, _ = genre_people(dataset, "Drama")
-    folded = fold_in(fresh, held, [lover, hater])
+    folded = fresh.fold_in(held, [lover, hater])
     factors = folded.model.user_tower.id_factors.weight
     assert torch.equal(factors[: dataset.n_users], fresh.user_tower.id_factors.weight)
     fitted = factors[dataset.n_users :]
@@ -203,10 +202,8 @@ def test_folded_people_are_never_offered_what_they_rated_or_watched(loaded) -> N
     lover, hater, in_genre = genre_people(dataset, "Drama")
     watched = np.setdiff1d(np.flatnonzero(in_genre), lover.movies)[:5]
     hater = Person(hater.movies[:20], hater.ratings[:20], watched=watched)
-    folded = fold_in(model, dataset, [lover, hater])
-    index = ServingIndex(dataset).with_people(folded.seen)
-    everything = recommend_indices(
-        folded.model, index, folded.users, ["a", "b"], k=dataset.n_movies
+    everything = Recommender(model, dataset).people(
+        [lover, hater], k=dataset.n_movies, reasons=False
     )
     seen = np.union1d(lover.movies, np.union1d(hater.movies, watched))
     expected = set(dataset.catalog["movieId"].to_numpy()[np.setdiff1d(np.arange(120), seen)])
@@ -216,10 +213,8 @@ def test_folded_people_are_never_offered_what_they_rated_or_watched(loaded) -> N
 def test_a_data_set_user_and_a_folded_person_make_a_pair(loaded) -> None:
     model, dataset = loaded
     lover, _, _ = genre_people(dataset, "Drama")
-    folded = fold_in(model, dataset, [lover])
-    index = ServingIndex(dataset).with_people(folded.seen)
     user = dataset.user_index(5)
-    top = recommend_indices(folded.model, index, [user, folded.users[0]], [5, "me"], k=10)
+    top = Recommender(model, dataset).people([lover], users=[5], k=10)
     rated = dataset.ratings[dataset.ratings["user"] == user]["movie"].to_numpy()
     movies = pd.Index(dataset.catalog["movieId"]).get_indexer(top["movieId"])
     assert len(top) == 10 and not set(movies) & (set(rated) | set(lover.movies))
@@ -236,7 +231,7 @@ def test_a_training_user_folded_in_again_keeps_their_taste(learned) -> None:
         Person(train["movie"].to_numpy()[mine], train["rating"].to_numpy()[mine])
         for mine in (train["user"].to_numpy() == u for u in users)
     ]
-    folded = fold_in(model, dataset, people)
+    folded = model.fold_in(dataset, people)
     average = predictions(model, np.arange(dataset.n_users)).mean(axis=0)
     again = predictions(folded.model, folded.users) - average
     trained = predictions(model, np.array(users)) - average
@@ -252,7 +247,7 @@ def test_a_factorisation_model_folds_in_in_closed_form(loaded) -> None:
     model.eval()
     movies = np.arange(0, 120, 4)
     fan, critic = Person(movies, np.full(len(movies), 5.0)), Person(movies, np.full(30, 1.0))
-    folded = fold_in(model, dataset, [fan, critic])
+    folded = model.fold_in(dataset, [fan, critic])
     scores = predictions(folded.model, folded.users)
     assert (scores[0] >= scores[1]).all() and scores[0].mean() > scores[1].mean() + 1
     assert model.users.num_embeddings == dataset.n_users
@@ -262,7 +257,7 @@ def test_a_model_without_fold_in_is_refused_in_one_line(loaded) -> None:
     _, dataset = loaded
     other = PairRatingModule((0.5, 5.0), "mean", 1.0, 1.0, None, None)
     with pytest.raises(UsageError, match="fold-in is not available for PairRatingModule"):
-        fold_in(other, dataset, [Person(np.array([1]), np.array([4.0]))])
+        other.fold_in(dataset, [Person(np.array([1]), np.array([4.0]))])
 
 
 # ---------------------------------------------------------------------------- command line
@@ -378,8 +373,8 @@ def test_people_folded_together_get_the_vectors_they_get_alone(loaded) -> None:
     model, dataset = loaded
     lover, hater, _ = genre_people(dataset, "Drama")
     hater = Person(hater.movies[:12], hater.ratings[:12])
-    together = fold_in(model, dataset, [lover, hater]).vectors
-    alone = torch.cat([fold_in(model, dataset, [p]).vectors for p in (lover, hater)])
+    together = model.fold_in(dataset, [lover, hater]).vectors
+    alone = torch.cat([model.fold_in(dataset, [p]).vectors for p in (lover, hater)])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
 
 
@@ -392,7 +387,7 @@ def test_a_folded_person_is_ranked_by_co_watch_from_their_own_movies(loaded) -> 
     watched = np.setdiff1d(np.flatnonzero(in_genre), lover.movies)[:3]
     person = Person(lover.movies, lover.ratings, watched=watched)
     before = model.cowatch.history_movies.clone()
-    folded = fold_in(model, dataset, [person])
+    folded = model.fold_in(dataset, [person])
     own = torch.as_tensor(np.union1d(person.movies, watched))
     expected = model.cowatch.history_scores(torch.tensor([0]), torch.tensor([len(own)]), own)
     got = folded.model.cowatch.user_scores(torch.as_tensor(folded.users))

@@ -15,7 +15,6 @@ from test_recommend import trained_run
 
 from duorec.checkpoint import best_in_run
 from duorec.data.split import TEST
-from duorec.foldin import fold_in
 from duorec.foldin_choice import choose_foldin_prior, validation_people
 
 GRID = [1.0, 1 / 64]
@@ -28,15 +27,15 @@ def test_a_weaker_prior_lets_a_new_person_move_further_from_the_average(learned)
     lover, hater, _ = genre_people(dataset, "Drama")
     norms = {}
     for prior in (1.0, 1 / 64):
-        folded = fold_in(model, dataset, [lover, hater], prior=prior)
+        folded = model.fold_in(dataset, [lover, hater], prior=prior)
         norms[prior] = folded.model.user_tower.id_factors.weight[dataset.n_users :].norm(dim=1)
     assert (norms[1 / 64] > 1.5 * norms[1.0]).all(), norms
     model.foldin_prior = 1 / 64
     try:
-        by_model = fold_in(model, dataset, [lover, hater]).vectors
+        by_model = model.fold_in(dataset, [lover, hater]).vectors
     finally:
         model.foldin_prior = 1.0
-    explicit = fold_in(model, dataset, [lover, hater], prior=1 / 64).vectors
+    explicit = model.fold_in(dataset, [lover, hater], prior=1 / 64).vectors
     torch.testing.assert_close(by_model, explicit, rtol=0, atol=0)
 
 
@@ -56,7 +55,7 @@ def test_the_choice_is_the_prior_with_the_lowest_validation_rmse(learned) -> Non
     assert chosen["people"] == len(people) and chosen["ratings"] == len(rating)
     by_hand = []
     for prior in GRID:
-        folded = fold_in(model, dataset, people, prior=prior)
+        folded = model.fold_in(dataset, people, prior=prior)
         users = torch.as_tensor(folded.users[person])
         with torch.no_grad():
             _, own, _ = folded.model(users, users, torch.as_tensor(movie))

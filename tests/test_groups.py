@@ -9,11 +9,13 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import CHEAP_DUO, model_kwargs, rating_steps, run_in_process, tiny_train_cfg
 from test_recommend import assert_one_line_error
 
+from duorec.aggregate import aggregate_members
 from duorec.checkpoint import best_in_run, load_checkpoint
 from duorec.cli import UsageError
 from duorec.data.datamodule import groups_to_batch
@@ -27,14 +29,14 @@ from duorec.data.groups import (
     relevant_by_group,
 )
 from duorec.data.pairs import RaterIndex
-from duorec.group_eval import group_rank_grid, group_regression
-from duorec.group_serving import recommend_group
+from duorec.group_eval import group_regression
 from duorec.model.baselines import BiasBaseline
 from duorec.model.fusion import individual
-from duorec.model.group_fusion import aggregate_members, group_forward, group_grid
+from duorec.model.group_fusion import group_forward
 from duorec.model.module import DuoModule
 from duorec.ranking import top_k_unseen, top_k_unseen_groups
-from duorec.serving import ServingIndex
+from duorec.serving import Recommender
+from duorec.serving.index import ServingIndex
 from duorec.train import train
 
 # movie 0: 6 raters, movie 1: 4, movie 2: 3, movie 3: 2, movie 4: 1
@@ -200,8 +202,8 @@ def test_group_rating_is_bit_identical_in_any_member_order(k: int) -> None:
             shuffled, shuffled_each = group_forward(model, members[:, perm], movie)
             assert torch.equal(group, shuffled)
             assert torch.equal(each[:, perm], shuffled_each)
-        grid, _ = group_grid(model, members[:4], model.encode_movies())
-        grid_shuffled, _ = group_grid(model, members[:4, perm], model.encode_movies())
+        grid, _ = model.group_grid(members[:4], model.encode_movies())
+        grid_shuffled, _ = model.group_grid(members[:4, perm], model.encode_movies())
         assert torch.equal(grid, grid_shuffled)
     # the head is not a plain aggregate: the group pools move it
     assert not torch.equal(group, aggregate_members(each, "mean"))
@@ -211,7 +213,7 @@ def test_group_grid_agrees_with_group_forward() -> None:
     model = group_module()
     members = torch.tensor([[1, 4, 9], [2, 3, 5]])
     with torch.no_grad():
-        grid, each = group_grid(model, members, model.encode_movies())
+        grid, each = model.group_grid(members, model.encode_movies())
         for movie in (0, 7, 19):
             rows, row_each = group_forward(model, members, torch.tensor([movie, movie]))
             torch.testing.assert_close(grid[:, movie], rows, rtol=1e-5, atol=1e-6)
@@ -334,6 +336,13 @@ def test_group_evaluation_in_the_train_run(group_run: Path) -> None:
         assert ranking["model"]["n_ranked_groups"] == ranking["bias"]["n_ranked_groups"] > 0
 
 
+def recommend_group(
+    model: DuoModule, index: ServingIndex, ids: list[int], **options: object
+) -> pd.DataFrame:
+    """A group through a `Recommender` of this model, as the CLI and the service ask."""
+    return Recommender(model, index.dataset, index).group(ids, reasons=False, **options)
+
+
 def test_recommend_for_four_excludes_what_anyone_saw(group_run: Path, tiny_cache: Path) -> None:
     model, dataset = load_checkpoint(best_in_run(group_run), tiny_cache)
     index = ServingIndex(dataset)
@@ -394,17 +403,20 @@ def test_least_misery_and_most_pleasure_rank_the_group(group_run: Path, tiny_cac
         differs += mean["movieId"].tolist() != least["movieId"].tolist()
         for frame, how, pick in ((least, "min", np.min), (most, "max", np.max)):
             with torch.no_grad():
-                each = group_grid(model, members, movies)[1][0]  # [M, k] scaled
+                each = model.group_grid(members, movies)[1][0]  # [M, k] scaled
                 parts = model.cowatch.member_percentiles(members)[:, 0]  # [k, M]
             key = pick(parts.numpy(), axis=0) + model.rank_rating_weight * pick(
                 each.numpy(), axis=1
             )
             columns = movie_columns(dataset, frame["movieId"])
             np.testing.assert_allclose(
-                key[columns], group_rank_grid(model, members, movies, None, aggregate=how)[0][
-                    columns
-                ].numpy(), rtol=1e-5, atol=1e-6)
+                key[columns],
+                model.rank_grid(members, movies, None, aggregate=how)[0][columns].numpy(),
+                rtol=1e-5,
+                atol=1e-6,
+            )
             assert np.all(np.diff(key[columns]) <= 1e-6), how  # ranked by that key
+            np.testing.assert_allclose(frame["score"], key[columns], rtol=1e-5, atol=1e-6)
     assert differs > 0
 
 

@@ -1,7 +1,9 @@
-"""A pair's rating from two individual ones: mean, least misery (min) or most pleasure (max).
+"""A pair's or group's rating from its members': mean, least misery (min), most pleasure (max).
 
-One definition for numpy arrays (metrics, baselines) and torch tensors (the model's heads and
-loss), so the target a model is trained for and the one it is scored on cannot drift apart.
+The one home of aggregation: for numpy arrays (metrics, baselines) and torch tensors (the
+model's heads and loss, ranking, serving), of two people (`aggregate`) or of a member axis
+(`aggregate_members`), so the target a model is trained for, the one it is scored on and the
+one a group is served by cannot drift apart.
 """
 
 from __future__ import annotations
@@ -32,4 +34,26 @@ def aggregate(a: Array, b: Array, how: str) -> Array:
         return _library(a).minimum(a, b)
     if how == "max":
         return _library(a).maximum(a, b)
+    raise ValueError(f"unknown aggregate {how!r}: choose one of {AGGREGATES}")
+
+
+def aggregate_members(ratings: Array, how: str) -> Array:
+    """`how` over the last (member) axis of [..., k] ratings, exact under any member order.
+
+    The members are sorted first and reduced in that fixed order, so the same group in any
+    order gives bit-identical results (plain float sums depend on the order). numpy input is
+    reduced by torch and returned as numpy: one implementation, the same bits either way.
+    """
+    if _library(ratings) is np:
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(ratings))
+        return aggregate_members(tensor, how).numpy()  # type: ignore[attr-defined,return-value]
+    ordered = ratings.sort(dim=-1).values  # type: ignore[attr-defined]
+    if how == "mean":
+        return ordered.sum(-1) / ordered.shape[-1]
+    if how == "min":
+        return ordered[..., 0]
+    if how == "max":
+        return ordered[..., -1]
     raise ValueError(f"unknown aggregate {how!r}: choose one of {AGGREGATES}")

@@ -42,10 +42,10 @@ from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import RaterIndex, Triples, enumerate_triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.errors import UsageError
-from duorec.foldin import Person, fold_in
 from duorec.metrics import bootstrap_diff_ci, pair_target, rank_pairs, regression_metrics
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import BiasBaseline
+from duorec.model.foldin import Person
 from duorec.model.rankers import EASE, combine_pair
 from duorec.ranking import PairScoreFn
 from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
@@ -241,7 +241,7 @@ def _one_reveal(
     for i in range(len(people_ids)):
         mine = r_user == n_users + i
         people.append(Person(r_movie[mine], r_rating[mine], timestamps=r_time[mine]))
-    folded = fold_in(model, ds, people)
+    folded = model.fold_in(ds, people)
 
     triples = scored_triples(ds, datamodule, hidden, new_index, opts)
     result: dict[str, Any] = {
@@ -256,8 +256,10 @@ def _one_reveal(
     target = model.target
     truth = pair_target(triples.rating_a, triples.rating_b, target)
     pair, _, _ = predict_triples(folded.model, triples)
-    user_bias = folded_user_bias(bias, r_user - n_users, r_movie, r_rating, len(people_ids))
-    guess = bias_pair_prediction(bias, user_bias, triples, target)
+    user_bias = bias.fold_in(r_user - n_users, r_movie, r_rating, len(people_ids))
+    guess = bias.pair_prediction(
+        user_bias, triples.user_a, triples.user_b, triples.movie, target
+    )
     errors = {"model": pair - truth, "bias": guess - truth}
     both_cold = triples.user_a >= n_users
     for name, err in errors.items():
@@ -281,7 +283,7 @@ def _one_reveal(
         n_users + len(people_ids),
     )
     liked = np.ones(r_rating.size, bool) if ease.min_rating is None else r_rating >= ease.min_rating
-    ease_rows = folded_ease(ease, r_user[liked] - n_users, r_movie[liked], len(people_ids), n_users)
+    ease_rows = ease.fold_in(r_user[liked] - n_users, r_movie[liked], len(people_ids))
     seen_dense = _dense_seen(seen, n_movies)
     scorers: dict[str, PairScoreFn] = {
         "model": model_pair_scorer(folded.model),
@@ -341,56 +343,6 @@ def scored_triples(
         rng = np.random.default_rng([int(opts["seed"]), 0xC01D])
         triples = triples.take(np.sort(rng.permutation(len(triples))[:limit]))
     return triples
-
-
-def folded_user_bias(
-    bias: BiasBaseline, person: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_people: int
-) -> np.ndarray:
-    """User biases of the known users, then of the new people from their revealed ratings:
-    sum(r - mu - b_i) / (reg_user + count), the bias baseline's own user step with its movie
-    biases frozen."""
-    resid = rating - bias.mu - bias.movie_bias[movie]
-    count = np.bincount(person, minlength=n_people)
-    new = np.bincount(person, weights=resid, minlength=n_people) / (bias.reg_user + count)
-    return np.concatenate([bias.user_bias, new])
-
-
-def bias_pair_prediction(
-    bias: BiasBaseline, user_bias: np.ndarray, triples: Triples, target: str
-) -> np.ndarray:
-    """The bias baseline's pair prediction with folded-in user biases (clipped as it clips)."""
-    low, high = bias.rating_range
-    base = bias.mu + bias.movie_bias[triples.movie]
-    own_a = np.clip(base + user_bias[triples.user_a], low, high)
-    own_b = np.clip(base + user_bias[triples.user_b], low, high)
-    return pair_target(own_a, own_b, target)
-
-
-def folded_ease(
-    ease: EASE, person: np.ndarray, movie: np.ndarray, n_people: int, n_users: int
-) -> Callable[[np.ndarray], np.ndarray]:
-    """users -> [B, n_movies] EASE scores; a new person's row is x_u B of their revealed
-    movies (EASE needs no fitting for a new user, only their interactions)."""
-    x = np.zeros((n_people, ease.n_movies), dtype=np.float32)
-    x[person, movie] = 1.0  # EASE reads interactions: binary, as in its fit
-    kept = ease.kept_movies
-    new_rows = x[:, kept] @ ease.weights
-    if ease.restricted_to is not None:
-        full = np.full((n_people, ease.n_movies), -np.inf, dtype=np.float32)
-        full[:, kept] = new_rows
-        new_rows = full
-
-    def rows(users: np.ndarray) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int64)
-        out = np.empty((users.size, ease.n_movies), dtype=np.float32)
-        known = users < n_users
-        if known.any():
-            out[known] = ease.user_scores(users[known])
-        if (~known).any():
-            out[~known] = new_rows[users[~known] - n_users]
-        return out
-
-    return rows
 
 
 def _dense_seen(seen: CSR, n_movies: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -555,8 +555,8 @@ class GridCache:
 
     def _grid(self, how: str) -> PairScoreFn:
         def grid(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
-            ta, tb = torch.as_tensor(a), torch.as_tensor(b)
-            return self.model.rank_grid(ta, tb, self.movies, self.watch_vectors, how)
+            pairs = torch.stack([torch.as_tensor(a), torch.as_tensor(b)], 1)
+            return self.model.rank_grid(pairs, self.movies, self.watch_vectors, how)
 
         return memoized(grid)  # type: ignore[arg-type]
 

@@ -29,7 +29,7 @@ import torch
 
 from duorec.coldstart import reveal_earliest
 from duorec.data.datamodule import PairDataModule
-from duorec.foldin import Person, fold_in
+from duorec.model.foldin import Person
 from duorec.model.fusion import individual
 from duorec.model.module import DuoModule
 
@@ -110,7 +110,7 @@ def foldin_rmse(
     prior: float,
 ) -> float:
     """RMSE (stars) of the folded-in people's own predictions of `rating` with this prior."""
-    folded = fold_in(model, datamodule.dataset, people, prior=prior)  # fits with gradients
+    folded = model.fold_in(datamodule.dataset, people, prior=prior)  # fits with gradients
     low, high = datamodule.dataset.rating_range
     with torch.no_grad():
         users = folded.vectors[torch.from_numpy(person)]

@@ -24,24 +24,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from duorec.aggregate import aggregate_members
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
 from duorec.data.groups import Groups, check_eval_sizes, relevant_by_group
 from duorec.metrics import ranking_metrics, regression_metrics
 from duorec.model.base import PairRatingModule
 from duorec.model.baselines import RatingBaseline
-from duorec.model.group_fusion import aggregate_members, group_forward, group_grid
+from duorec.model.group_fusion import group_forward
 from duorec.model.rankers import Ranker
 from duorec.ranking import GroupScoreFn, top_k_unseen_groups
 
 log = logging.getLogger(__name__)
 
 GROUP_BATCH = 16  # groups scored together against the catalogue (the head's [B, M, 7] input)
-
-
-def aggregate_np(ratings: np.ndarray, how: str) -> np.ndarray:
-    """mean / min / max over the member axis of [N, k] numpy ratings."""
-    return aggregate_members(torch.from_numpy(np.ascontiguousarray(ratings)), how).numpy()
 
 
 @torch.no_grad()
@@ -62,55 +58,6 @@ def predict_groups(
     return torch.cat(outs).numpy(), torch.cat(eaches).numpy()
 
 
-@torch.no_grad()
-def group_rank_grid(
-    model: PairRatingModule,
-    members: torch.Tensor,
-    movie_vectors: torch.Tensor,
-    watch_vectors: torch.Tensor | None,
-    rank_by: str | None = None,
-    aggregate: str | None = None,
-) -> torch.Tensor:
-    """[B, M] ranking scores of groups, as `rank_grid` ranks pairs: `rating` (the group's
-    predicted rating, scaled), `watch` (the co-watch pair rule over every member, or the sum
-    of the members' learned watch logits) or `score` = watch + rank_rating_weight * rating,
-    the weight chosen for pairs on validation.
-
-    `aggregate` (None: the model's own target) is how the group is served: `min` (least
-    misery) and `max` (most pleasure) rank by the lowest / highest member's predicted rating
-    and combine the members' "would watch" scores by the same rule (their co-watch
-    percentiles, or their watch logits), so the least happy member decides the order, not
-    only the rating shown beside it."""
-    rank_by = rank_by or getattr(model, "rank_by", "rating")
-    how = aggregate or model.target  # type: ignore[attr-defined]
-    extreme = how in ("min", "max")
-
-    def rating() -> torch.Tensor:  # the model's group head for its own target
-        head, each = group_grid(model, members, movie_vectors)
-        return head if how == model.target else aggregate_members(each, how)  # type: ignore[attr-defined]
-
-    cowatch = getattr(model, "cowatch", None)
-    if rank_by == "rating" or (cowatch is None and watch_vectors is None):
-        return rating()
-    if cowatch is not None and extreme:
-        parts = cowatch.member_percentiles(members)  # [k, B, M]
-        watch = parts.amin(0) if how == "min" else parts.amax(0)
-    elif cowatch is not None:  # the pair rule, over every member (model/cowatch.py)
-        watch = cowatch.group_scores(members, model.rank_pair_rule)  # type: ignore[attr-defined]
-    else:
-        dim = model.rating_dim  # type: ignore[attr-defined]
-        wanted = model.encode_users(members.reshape(-1))[:, dim:]  # type: ignore[attr-defined]
-        wanted = wanted.reshape(*members.shape, -1)
-        factors, bias = watch_vectors[:, :-1].T, watch_vectors[:, -1]  # type: ignore[index]
-        if extreme:  # each member's logits [B, M, k], the lowest / highest of them
-            watch = aggregate_members((wanted @ factors + bias).permute(0, 2, 1), how)
-        else:
-            watch = wanted.sum(1) @ factors + members.shape[1] * bias
-    if rank_by == "watch":
-        return watch
-    return model.rank_score(watch, rating())  # type: ignore[attr-defined]
-
-
 def model_group_scorer(model: PairRatingModule, rank_by: str | None = None) -> GroupScoreFn:
     """members [B, k] -> [B, n_movies] ranking scores, the movie tower run once."""
     model.eval()
@@ -118,7 +65,7 @@ def model_group_scorer(model: PairRatingModule, rank_by: str | None = None) -> G
 
     def score(members: np.ndarray) -> np.ndarray:
         m = torch.as_tensor(members, device=model.device)
-        return group_rank_grid(model, m, movies, watch, rank_by).cpu().numpy()
+        return model.rank_grid(m, movies, watch, rank_by).cpu().numpy()
 
     return score
 
@@ -159,11 +106,12 @@ def group_regression(
     }
     out: dict[str, dict[str, dict[str, float]]] = {}
     for how in targets:
-        truth = aggregate_np(groups.ratings, how)
-        prediction = head if how == model.target else aggregate_np(each, how)
+        truth = aggregate_members(groups.ratings, how)
+        prediction = head if how == model.target else aggregate_members(each, how)
         table = {"model": rename(regression_metrics(prediction, truth, rating_range))}
         for name, guess in guesses.items():
-            table[name] = rename(regression_metrics(aggregate_np(guess, how), truth, rating_range))
+            guessed = aggregate_members(guess, how)
+            table[name] = rename(regression_metrics(guessed, truth, rating_range))
         out[how] = table
     return out
 

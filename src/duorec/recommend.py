@@ -5,13 +5,14 @@ the data from their ratings exports (`duorec.data.exports`): each file's match r
 printed, then they are folded into a copy of the model (`duorec.foldin`). Every pick comes
 with a one-line reason (`duorec.reasons`), shown and written to the output file.
 
-`users=[A,B,C,D]` (3 to 6 people) recommends for a group (`duorec.group_serving`): each
-member's predicted rating is shown, with the lowest of them (the fairness view).
+`users=[A,B,C,D]` (3 to 6 people) recommends for a group: each member's predicted rating is
+shown, with the lowest of them (the fairness view).
 
 The command line only: it checks the request (before any model is loaded, so a typo costs
-nothing), loads the checkpoint with its data, calls `duorec.serving` (where what is recommended
-and why is documented) and prints the table or writes the file. `pairs_file=PATH` with
-`output=PATH` recommends for many pairs in batches, each pick with its reason too.
+nothing), loads the checkpoint with its data into a `duorec.serving.Recommender` (where what
+is recommended and why is documented) and prints the table or writes the file.
+`pairs_file=PATH` with `output=PATH` recommends for many pairs in batches, each pick with its
+reason too.
 """
 
 from __future__ import annotations
@@ -29,34 +30,22 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from duorec.checkpoint import describe_choice, load_checkpoint, resolve_checkpoint
 from duorec.cli import friendly_errors
 from duorec.data.errors import DataError
 from duorec.data.exports import LIMITS, PersonRatings, ReadLimits, read_people
 from duorec.data.groups import MAX_GROUP
 from duorec.errors import UsageError
-from duorec.foldin import fold_in
-from duorec.group_serving import (
-    check_members,
-    member_column,
-    recommend_group,
-    recommend_group_indices,
-)
 from duorec.io import atomic_path
-from duorec.reasons import Explainer, Rater, dataset_rater
 from duorec.report import UNWRAPPED_WIDTH
-from duorec.serving import (
-    BATCH_COLUMNS,
+from duorec.serving.frames import BATCH_COLUMNS, SINGLE_COLUMNS, member_column
+from duorec.serving.recommender import Recommender
+from duorec.serving.requests import (
     OUTPUT_EXTENSIONS,
-    SINGLE_COLUMNS,
-    ServingIndex,
     as_user_id,
+    check_members,
     check_output,
     check_pairs,
     check_request,
-    recommend,
-    recommend_indices,
-    recommend_many,
 )
 
 __all__ = ["BATCH_COLUMNS", "SINGLE_COLUMNS", "parse_request", "read_pairs", "run", "write_table"]
@@ -138,6 +127,7 @@ def recommendations_table(frame: pd.DataFrame) -> Table:
         ("pair", "right"),
         (_who(a), "right"),
         (_who(b), "right"),
+        ("score", "right"),
         *((("why", "left"),) if "reason" in frame else ()),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -151,6 +141,7 @@ def recommendations_table(frame: pd.DataFrame) -> Table:
             _fmt(row.pair_rating),
             _fmt(row.rating_a),
             _fmt(row.rating_b),
+            _fmt(row.score, 3),
             *((str(row.reason),) if "reason" in frame else ()),
         )
     return table
@@ -168,10 +159,12 @@ def group_table(frame: pd.DataFrame) -> Table:
     table = Table(
         title=f"top {len(frame)} for {', '.join(map(_who, users))} (group rating: {source})"
     )
-    for name in ("#", "title", "year", "genres", "IMDb", "group", "lowest"):
+    for name in ("#", "title", "year", "genres", "IMDb", "group", "score", "lowest"):
         table.add_column(name, justify="left" if name in ("title", "genres") else "right")
     for user in users:
         table.add_column(_who(user), justify="right")
+    if "reason" in frame:
+        table.add_column("why", justify="left")
     for _, row in frame.iterrows():
         table.add_row(
             str(row["rank"]),
@@ -180,8 +173,10 @@ def group_table(frame: pd.DataFrame) -> Table:
             str(row["genres"]).replace("|", ", "),
             _fmt(row["imdb_rating"], 1),
             _fmt(row["group_rating"]),
+            _fmt(row["score"], 3),
             _fmt(row["lowest"]),
             *(_fmt(row[member_column(u)]) for u in users),
+            *((str(row["reason"]),) if "reason" in frame else ()),
         )
     lowest = frame.attrs.get("lowest")
     if lowest:
@@ -300,136 +295,57 @@ def read_or_report(
     return [p for p in people if p is not None]
 
 
-def explain(frame: pd.DataFrame, model: Any, dataset: Any, raters: list[Rater]) -> pd.DataFrame:
-    """The frame with a `reason` column (`duorec.reasons`)."""
-    movies = pd.Index(dataset.catalog["movieId"].to_numpy()).get_indexer(frame["movieId"])
-    explainer = Explainer(dataset.catalog, dataset.rating_range, model.encode_movies())
-    frame = frame.copy()
-    frame["reason"] = explainer.explain(movies, raters)
-    return frame
-
-
-def explain_pairs(
-    frame: pd.DataFrame, model: Any, dataset: Any, index: ServingIndex
-) -> pd.DataFrame:
-    """The batch frame with a `reason` column: each pair's picks explained from that pair's
-    two people's ratings, as for one pair (`explain`); the Explainer is built once."""
-    explainer = Explainer(dataset.catalog, dataset.rating_range, model.encode_movies())
-    movies = pd.Index(dataset.catalog["movieId"].to_numpy()).get_indexer(frame["movieId"])
-    ratings = dataset.ratings
-    by_user = ratings.groupby("user").indices
-    raters: dict[int, Rater] = {}
-
-    def rater(user_id: int) -> Rater:
-        if user_id not in raters:
-            user = int(index.user_indices(np.array([user_id], dtype=np.int64))[0])
-            mine = ratings.iloc[by_user.get(user, [])]  # the user's rows, found once
-            raters[user_id] = dataset_rater(mine, user, f"user {user_id}")
-        return raters[user_id]
-
-    reasons = np.empty(len(frame), dtype=object)
-    for (a, b), rows in frame.groupby(["user_a", "user_b"], sort=False).indices.items():
-        reasons[rows] = explainer.explain(movies[rows], [rater(int(a)), rater(int(b))])
-    frame = frame.copy()
-    frame["reason"] = reasons
-    return frame
-
-
-def run_people(request: Request, model: Any, dataset: Any, index: ServingIndex) -> pd.DataFrame:
+def run_people(request: Request, recommender: Recommender) -> pd.DataFrame:
     """users + people: read and report the files, fold the people in, recommend, explain."""
     assert request.people is not None and request.users is not None
-    people = read_or_report(request.people, dataset, request.people_limits)
+    people = read_or_report(request.people, recommender.dataset, request.people_limits)
     start = time.perf_counter()
-    folded = fold_in(model, dataset, people)
-    seconds = time.perf_counter() - start
-    print(f"folded in {len(people)} people in {seconds:.2f} s (the checkpoint is unchanged)")
-    known = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
-    users = known + folded.users.tolist()
-    labels: list[Any] = list(request.users) + [p.label for p in people]
-    if len(set(labels)) < len(labels):  # the same file twice: tell the two apart
-        labels = [f"{label} ({i + 1})" for i, label in enumerate(labels)]
-    serve = recommend_group_indices if len(users) > 2 else recommend_indices
-    frame = serve(
-        folded.model,
-        index.with_people(folded.seen),
-        users,
-        labels,
+    frame = recommender.people(
+        people,
+        request.users,
         k=request.k,
         aggregate=request.aggregate,
-        filters=request.filters,
         rank_by=request.rank_by,
+        filters=request.filters,
     )
-    if len(users) > 2:  # a group's table shows every member's rating instead of reasons
-        return frame
-    raters = [
-        dataset_rater(dataset.ratings, u, f"user {user_id}")
-        for u, user_id in zip(known, request.users, strict=True)
-    ]
-    raters += [Rater(p.label, p.movies, p.ratings) for p in people]
-    return explain(frame, model, dataset, raters)
+    seconds = time.perf_counter() - start
+    print(
+        f"folded in {len(people)} people and ranked in {seconds:.2f} s (checkpoint unchanged)"
+    )
+    return frame
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Recommend as configured; print the table (one pair) or write the file (many pairs)."""
     request = parse_request(cfg)
-    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.log_dir)
-    print(describe_choice(ckpt), flush=True)
-    model, dataset = load_checkpoint(ckpt, cfg.paths.cache_dir, cfg.get("data"))
-    index = ServingIndex(dataset)
+    recommender = Recommender.load(
+        cfg.get("ckpt_path"),
+        cfg.paths.log_dir,
+        cfg.paths.cache_dir,
+        cfg.get("data"),
+        announce=lambda line: print(line, flush=True),
+    )
+    options = dict(
+        k=request.k, aggregate=request.aggregate, rank_by=request.rank_by, filters=request.filters
+    )
     if request.pairs_file is not None:
         pairs = read_pairs(request.pairs_file)
         try:
-            frame = recommend_many(
-                model,
-                index,
-                pairs,
-                request.k,
-                request.aggregate,
-                request.filters,
-                batch_size=request.batch_size,
-                rank_by=request.rank_by,
-            )
+            frame = recommender.pairs(pairs, batch_size=request.batch_size, **options)
         except UsageError as err:
             raise UsageError(f"{request.pairs_file}: {err}") from None
-        frame = explain_pairs(frame, model, dataset, index)
         assert request.output is not None
         write_table(frame, request.output)
         print(f"{len(pairs)} pairs, {len(frame)} recommendations: {request.output}")
         return frame
     assert request.users is not None
     if request.people is not None:
-        frame = run_people(request, model, dataset, index)
+        frame = run_people(request, recommender)
         group = "group_rating" in frame
         return show(frame, group_table if group else recommendations_table, request.output)
     if len(request.users) > 2:
-        return show(
-            recommend_group(
-                model,
-                index,
-                request.users,
-                k=request.k,
-                aggregate=request.aggregate,
-                filters=request.filters,
-                rank_by=request.rank_by,
-            ),
-            group_table,
-            request.output,
-        )
-    frame = recommend(
-        model,
-        index,
-        *request.users,
-        k=request.k,
-        aggregate=request.aggregate,
-        filters=request.filters,
-        rank_by=request.rank_by,
-    )
-    a, b = index.user_indices(np.array(request.users, dtype=np.int64)).tolist()
-    raters = [
-        dataset_rater(dataset.ratings, a, f"user {request.users[0]}"),
-        dataset_rater(dataset.ratings, b, f"user {request.users[1]}"),
-    ]
-    frame = explain(frame, model, dataset, raters)
+        return show(recommender.group(request.users, **options), group_table, request.output)
+    frame = recommender.pair(*request.users, **options)
     return show(frame, recommendations_table, request.output)
 
 

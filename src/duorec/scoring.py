@@ -48,7 +48,7 @@ def model_pair_scorer(model: PairRatingModule, rank_by: str | None = None) -> Pa
     def score(user_a: np.ndarray, user_b: np.ndarray) -> np.ndarray:
         a = torch.as_tensor(user_a, device=model.device)
         b = torch.as_tensor(user_b, device=model.device)
-        return model.rank_grid(a, b, movies, watch, rank_by).cpu().numpy()
+        return model.rank_grid(torch.stack([a, b], 1), movies, watch, rank_by).cpu().numpy()
 
     return score
 

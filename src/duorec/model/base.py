@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
+from duorec.aggregate import aggregate_members
 from duorec.model.fusion import AGGREGATES, aggregate, individual, individual_grid
 
 
@@ -56,9 +57,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> PairRatingModule:
     if not (isinstance(model_class, type) and issubclass(model_class, PairRatingModule)):
         raise UsageError(f"checkpoint {path} names {class_path!r}, which is not a duorec model")
     with allowed_globals():
-        return model_class.load_from_checkpoint(
-            path, map_location=map_location, weights_only=True
-        )
+        return model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 class Rated(NamedTuple):
@@ -74,6 +73,8 @@ class Rated(NamedTuple):
 
 class PairRatingModule(L.LightningModule):
     """Base class; subclasses define `user_vectors`, `movie_vectors` and maybe `pair_rating`."""
+
+    rank_by = "rating"  # what orders a recommendation; a model with a watch head says otherwise
 
     def __init__(
         self,
@@ -229,35 +230,146 @@ class PairRatingModule(L.LightningModule):
     @torch.no_grad()
     def rank_grid(
         self,
-        user_a: torch.Tensor,
-        user_b: torch.Tensor,
+        members: torch.Tensor,
         movie_vectors: torch.Tensor,
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
         candidates: torch.Tensor | None = None,
         user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
+        aggregate: str | None = None,
     ) -> torch.Tensor:
-        """[B, M] ranking scores of the movies of `movie_vectors` (`candidates`: their indices,
-        None for the whole catalogue; `user_vectors`: as `score_grid`); a rating model ranks
-        by its predicted pair rating."""
-        args = (movie_vectors, watch_vectors, rank_by, candidates, user_vectors)
-        return self.rank_and_rate(user_a, user_b, *args)[0]
+        """[B, M] ranking scores of pairs or groups `members` [B, k] against the movies of
+        `movie_vectors` (`candidates`: their indices, None for the whole catalogue); see
+        `rank_and_rate`."""
+        args = (movie_vectors, watch_vectors, rank_by, candidates, user_vectors, aggregate)
+        return self.rank_and_rate(members, *args)[0]
 
     @torch.no_grad()
     def rank_and_rate(
         self,
-        user_a: torch.Tensor,
-        user_b: torch.Tensor,
+        members: torch.Tensor,
         movie_vectors: torch.Tensor,
         watch_vectors: torch.Tensor | None,
         rank_by: str | None = None,
         candidates: torch.Tensor | None = None,
         user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
+        aggregate: str | None = None,
     ) -> tuple[torch.Tensor, Rated | None]:
-        """`rank_grid`, and the ratings it predicted on the way for a few movies per pair (a
-        shortlist), None when it predicted none or every one: a caller showing ratings beside
-        the ranking reads the chosen movies' there rather than running the pair head again."""
-        return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0], None
+        """[B, M] ranking scores of B pairs or groups (`members` [B, k], k = 2..6), and the
+        ratings predicted on the way for a few movies per pair (a shortlist), None when it
+        predicted none or every one: a caller showing ratings beside the ranking reads the
+        chosen movies' there rather than running the pair head again.
+
+        The one place `rank_by` is decided, for every group size:
+
+        * `rating`: the group's predicted rating (`rating_grid`, scaled);
+        * `watch`: "would all watch it" (`watch_scores`; a model without one ranks by rating);
+        * `score`: watch + rank_rating_weight * rating (`rank_score`).
+
+        `aggregate` (None: the model's `target`) is how the group is served: `min` (least
+        misery) and `max` (most pleasure) combine the members' ratings AND their "would
+        watch" scores by that rule, so the least (most) happy member decides the order.
+        `watch_vectors`: `encode_watch()` restricted to the same `candidates` as
+        `movie_vectors`; `user_vectors`: a pair's `pair_user_vectors`, computed once.
+        """
+        rank_by = rank_by or self.rank_by
+        how = aggregate or self.target
+        watch = (
+            None
+            if rank_by == "rating"
+            else self.watch_scores(members, watch_vectors, candidates, how)
+        )
+        if watch is None:
+            return self.rating_grid(members, movie_vectors, user_vectors, how), None
+        if rank_by == "watch":
+            return watch, None
+        short = self.shortlisted(members, movie_vectors, watch, candidates, user_vectors, how)
+        if short is not None:
+            return short
+        return self.rank_score(
+            watch, self.rating_grid(members, movie_vectors, user_vectors, how)
+        ), None
+
+    @torch.no_grad()
+    def rating_grid(
+        self,
+        members: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
+        aggregate: str | None = None,
+    ) -> torch.Tensor:
+        """Scaled [B, M] rating of pairs or groups [B, k]: the pair head (k = 2) or the group
+        head (`group_grid`) for the model's own target, else `aggregate` of the members'
+        individual predictions (each clamped by nothing: this is a ranking key)."""
+        how = aggregate or self.target
+        if members.shape[1] == 2 and how == self.target:
+            return self.score_grid(members[:, 0], members[:, 1], movie_vectors, user_vectors)[0]
+        group, each = self.group_grid(members, movie_vectors)
+        return group if how == self.target else aggregate_members(each, how)
+
+    @torch.no_grad()
+    def group_grid(
+        self, members: torch.Tensor, movie_vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled (group [B, M], each member's [B, M, k]) of B groups against M movies: the
+        target aggregate of the members' predictions here, a group head where a model has one
+        (`group_rating`)."""
+        b, k = members.shape
+        users = self.user_vectors(members.reshape(-1)).reshape(b, k, -1)
+        each = torch.stack([individual_grid(users[:, j], movie_vectors) for j in range(k)], -1)
+        return self.group_rating(each, users, movie_vectors), each
+
+    def group_rating(
+        self, each: torch.Tensor, users: torch.Tensor, movie_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """A group's scaled rating grid [B, M] from its members' [B, M, k] (and their vectors
+        [B, k, dim + 1]): the target aggregate, for a model without a group head."""
+        return aggregate_members(each, self.target)
+
+    def watch_scores(
+        self,
+        members: torch.Tensor,
+        watch_vectors: torch.Tensor | None,
+        candidates: torch.Tensor | None,
+        how: str,
+    ) -> torch.Tensor | None:
+        """[B, M] "would all watch it" of groups [B, k]; None for a model that rates only."""
+        return None
+
+    def shortlisted(
+        self,
+        members: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        watch: torch.Tensor,
+        candidates: torch.Tensor | None,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None,
+        how: str,
+    ) -> tuple[torch.Tensor, Rated] | None:
+        """The ranking computed from a shortlist of each row's best movies, or None where the
+        model scores the whole grid (every model but DuoModule over a large catalogue)."""
+        return None
+
+    def rank_score(self, watch: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
+        """The ranking score from "would watch" and the rating grid; a rating model has no
+        watch part."""
+        return rating
+
+    @property
+    def has_group_head(self) -> bool:
+        """Whether the model learned a group's rating (`group_rating`) beyond the aggregate."""
+        return False
+
+    # ------------------------------------------------------------------ new people
+
+    def fold_in(self, dataset: Any, people: Any, prior: float | None = None, **options: Any) -> Any:
+        """A copy of the model that also scores `people` who are not in the data, from their
+        ratings, without retraining (`duorec.model.foldin`); a model that cannot says so."""
+        from duorec.errors import UsageError
+
+        raise UsageError(
+            f"fold-in is not available for {type(self).__name__}: use a DuoModule "
+            "(model=duo) or factorisation (model=mf|bias) checkpoint"
+        )
 
     # ------------------------------------------------------------------ steps
 

@@ -221,6 +221,32 @@ class BiasBaseline(RatingBaseline):
     def _score_all(self, users: np.ndarray) -> np.ndarray:
         return self.mu + self.user_bias[users][:, None] + self.movie_bias[None, :]
 
+    def fold_in(
+        self, person: np.ndarray, movie: np.ndarray, rating: np.ndarray, n_people: int
+    ) -> np.ndarray:
+        """User biases of the known users, then of `n_people` new people from their ratings
+        (`person` 0..n_people-1 per rating): sum(r - mu - b_i) / (reg_user + count), the
+        baseline's own user step with its movie biases frozen."""
+        resid = rating - self.mu - self.movie_bias[movie]
+        count = np.bincount(person, minlength=n_people)
+        new = np.bincount(person, weights=resid, minlength=n_people) / (self.reg_user + count)
+        return np.concatenate([self.user_bias, new])
+
+    def pair_prediction(
+        self,
+        user_bias: np.ndarray,
+        user_a: np.ndarray,
+        user_b: np.ndarray,
+        movie: np.ndarray,
+        target: str,
+    ) -> np.ndarray:
+        """The pair prediction with the user biases `fold_in` gave (clipped as it clips)."""
+        low, high = self.rating_range
+        base = self.mu + self.movie_bias[movie]
+        own_a = np.clip(base + user_bias[user_a], low, high)
+        own_b = np.clip(base + user_bias[user_b], low, high)
+        return pair_target(own_a, own_b, target)
+
 
 class _Groups:
     """Ratings grouped by one side (users or movies), padded per size bucket for matmul.

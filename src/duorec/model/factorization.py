@@ -9,7 +9,7 @@ pairs, which is the point of a baseline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule
+from duorec.model.foldin import FoldIn, NewRatings, fold_factorization, fold_in
 
 
 class FactorizationModule(PairRatingModule):
@@ -65,3 +66,14 @@ class FactorizationModule(PairRatingModule):
         vectors = self.movies(movies)
         # the global offset rides on the movie bias, so `individual` needs no extra term
         return torch.cat([vectors[:, :-1], vectors[:, -1:] + self.offset], dim=-1)
+
+    def fold_in(
+        self, dataset: PreparedDataset, people: Sequence[NewRatings], prior: float | None = None
+    ) -> FoldIn:
+        """People who are not in the data: each one's row (factors and bias) is the ridge
+        regression of their ratings on the frozen movie factors (`fold_factorization`)."""
+
+        def fit(people: Sequence[NewRatings], prior: float) -> FactorizationModule:
+            return fold_factorization(self, people, prior)
+
+        return fold_in(self, dataset, people, fit, prior)

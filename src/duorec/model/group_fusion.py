@@ -26,24 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duorec.aggregate import AGGREGATES
+from duorec.aggregate import AGGREGATES, aggregate_members
 from duorec.model.base import PairRatingModule, encode_unique
-from duorec.model.fusion import individual, individual_grid
+from duorec.model.fusion import individual
 from duorec.model.towers import mlp
 
 N_FEATURES = 7
-
-
-def aggregate_members(ratings: torch.Tensor, how: str) -> torch.Tensor:
-    """mean / min / max over the last (member) axis, exact under any order of the members."""
-    ordered = ratings.sort(dim=-1).values
-    if how == "mean":
-        return ordered.sum(-1) / ordered.shape[-1]
-    if how == "min":
-        return ordered[..., 0]
-    if how == "max":
-        return ordered[..., -1]
-    raise ValueError(f"unknown aggregate {how!r}: choose one of {AGGREGATES}")
 
 
 def member_pools(factors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,21 +101,12 @@ def group_loss(model: PairRatingModule, batch: dict[str, torch.Tensor]) -> torch
     return F.mse_loss(group, truth)
 
 
-@torch.no_grad()
-def group_grid(
-    model: PairRatingModule, members: torch.Tensor, movie_vectors: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scaled (group [B, M], each member's [B, M, k]) of B groups against M movies.
-
-    The grid form of `group_forward`: the member pools are dotted with every movie in one
-    [B, d] x [d, M] product each, as `score_grid` does for pairs.
-    """
-    b, k = members.shape
-    users = model.user_vectors(members.reshape(-1)).reshape(b, k, -1)
-    each = torch.stack([individual_grid(users[:, j], movie_vectors) for j in range(k)], -1)
-    head = getattr(model, "group_head", None)
-    if head is None:
-        return aggregate_members(each, model.target), each
+def group_head_grid(
+    head: GroupFusion, each: torch.Tensor, users: torch.Tensor, movie_vectors: torch.Tensor
+) -> torch.Tensor:
+    """The group head over a grid: members' ratings [B, M, k] and vectors [B, k, dim + 1]
+    against M movies -> [B, M]. The member pools are dotted with every movie in one
+    [B, d] x [d, M] product each, as `score_grid` does for pairs."""
     pairwise, spread = member_pools(users[..., :-1])
     factors = movie_vectors[:, :-1].T
-    return head(each, pairwise @ factors, spread @ factors), each
+    return head(each, pairwise @ factors, spread @ factors)

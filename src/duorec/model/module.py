@@ -11,12 +11,12 @@ catalogue: for a triple (a, b, m), m is what a watched, what b watched, and what
 watched together (the pair's logits are the sum of the two people's, so the pair softmax is
 the product of their preferences: both must want it). The user tower reads each person's
 train history (`HistoryBag`) with the triple's movie masked out, so neither head ever sees
-its own target. Ranking scores combine the two heads (`rank_grid`).
+its own target. Ranking scores combine the two heads (`rank_and_rate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from duorec.aggregate import aggregate_members
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, Rated
 from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
 from duorec.model.cowatch import describe as describe_cowatch
+from duorec.model.foldin import LR, STEPS, FoldIn, NewRatings, fold_duo, fold_in
 from duorec.model.fusion import SymmetricFusion, aggregate, gather_movies, individual_grid
-from duorec.model.group_fusion import GroupFusion, group_loss
+from duorec.model.group_fusion import GroupFusion, group_head_grid, group_loss
 from duorec.model.history import HistoryBag, ragged_positions
 from duorec.model.towers import MovieTower, TowerConfig, UserTower
 
@@ -399,42 +401,86 @@ class DuoModule(PairRatingModule):
 
     # ------------------------------------------------------------------ ranking
 
-    @torch.no_grad()
-    def rank_and_rate(
+    def watch_scores(
         self,
-        user_a: torch.Tensor,
-        user_b: torch.Tensor,
-        movie_vectors: torch.Tensor,
+        members: torch.Tensor,
         watch_vectors: torch.Tensor | None,
-        rank_by: str | None = None,
-        candidates: torch.Tensor | None = None,
-        user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, Rated | None]:
-        """[B, M] ranking scores: `watch` (both would watch), `rating` (the pair's predicted
-        rating, scaled) or `score` = watch + rank_rating_weight * rating, the default; and
-        the shortlist's ratings when it made one (`PairRatingModule.rank_and_rate`).
-
-        "Both would watch" is the co-watch model's pair score (`rank_pair_rule`) when there is
-        one, else the learned watch head's (`watch_vectors`: `encode_watch()`, restricted to
-        the same `candidates` as `movie_vectors`). `user_vectors`: as `score_grid`.
-        """
-        rank_by = rank_by or self.rank_by
-        if rank_by == "rating" or (self.cowatch is None and watch_vectors is None):
-            return self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0], None
+        candidates: torch.Tensor | None,
+        how: str,
+    ) -> torch.Tensor | None:
+        """[B, M] "would all watch it" of pairs or groups [B, k]: the co-watch model's
+        (`rank_pair_rule` over every member; min / max of their percentiles for least misery /
+        most pleasure) when there is one, else the learned watch head's logits summed over the
+        members (their min / max). None without either: the model ranks by rating."""
+        if self.cowatch is None and watch_vectors is None:
+            return None
+        extreme = how in ("min", "max")
         if self.cowatch is not None:
-            watch = self.cowatch.pair_scores(user_a, user_b, self.rank_pair_rule)
-            if candidates is not None:
-                watch = watch[:, candidates]
-        else:
-            watch = self.watch_grid(user_a, user_b, watch_vectors)
-        if rank_by == "watch":
-            return watch, None
+            if extreme:
+                parts = self.cowatch.member_percentiles(members)  # [k, B, M]
+                watch = parts.amin(0) if how == "min" else parts.amax(0)
+            else:
+                watch = self.cowatch.group_scores(members, self.rank_pair_rule)
+            return watch if candidates is None else watch[:, candidates]
+        assert watch_vectors is not None
+        if members.shape[1] == 2 and not extreme:
+            return self.watch_grid(members[:, 0], members[:, 1], watch_vectors)
+        wanted = self.encode_users(members.reshape(-1))[:, self.rating_dim :]
+        wanted = wanted.reshape(*members.shape, -1)
+        factors, bias = watch_vectors[:, :-1].T, watch_vectors[:, -1]
+        if extreme:  # each member's logits [B, M, k], the lowest / highest of them
+            return aggregate_members((wanted @ factors + bias).permute(0, 2, 1), how)
+        return wanted.sum(1) @ factors + members.shape[1] * bias
+
+    def shortlisted(
+        self,
+        members: torch.Tensor,
+        movie_vectors: torch.Tensor,
+        watch: torch.Tensor,
+        candidates: torch.Tensor | None,
+        user_vectors: tuple[torch.Tensor, torch.Tensor] | None,
+        how: str,
+    ) -> tuple[torch.Tensor, Rated] | None:
+        """A pair ranked by `score` for the model's own target over a catalogue larger than
+        `rank_shortlist`: the pair head runs on each pair's shortlist only (`_shortlisted`)."""
         shortlist = self.rank_shortlist
-        if self.cowatch is not None and shortlist and shortlist < watch.shape[1]:
-            vectors = user_vectors or self.pair_user_vectors(user_a, user_b)
-            return self._shortlisted(user_a, user_b, vectors, movie_vectors, watch, candidates)
-        rating = self.score_grid(user_a, user_b, movie_vectors, user_vectors)[0]
-        return self.rank_score(watch, rating), None
+        if not (self.cowatch is not None and shortlist and shortlist < watch.shape[1]):
+            return None
+        if members.shape[1] != 2 or how != self.target:
+            return None
+        a, b = members[:, 0], members[:, 1]
+        vectors = user_vectors or self.pair_user_vectors(a, b)
+        return self._shortlisted(a, b, vectors, movie_vectors, watch, candidates)
+
+    @property
+    def has_group_head(self) -> bool:
+        return self.group_head is not None
+
+    def fold_in(
+        self,
+        dataset: PreparedDataset,
+        people: Sequence[NewRatings],
+        prior: float | None = None,
+        steps: int = STEPS,
+        lr: float = LR,
+    ) -> FoldIn:
+        """People who are not in the data, encoded with this model frozen: features from
+        their ratings, their history bag and co-watch history, and a fitted id
+        (`duorec.model.foldin` says how and why). `prior`: None for `foldin_prior`."""
+
+        def fit(people: Sequence[NewRatings], prior: float) -> DuoModule:
+            return fold_duo(self, dataset, people, steps, lr, prior)
+
+        return fold_in(self, dataset, people, fit, prior)
+
+    def group_rating(
+        self, each: torch.Tensor, users: torch.Tensor, movie_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """The group head's rating grid when the model was trained on groups, else the target
+        aggregate of the members' (`PairRatingModule.group_rating`)."""
+        if self.group_head is None:
+            return super().group_rating(each, users, movie_vectors)
+        return group_head_grid(self.group_head, each, users, movie_vectors)
 
     def _shortlisted(
         self,

@@ -395,6 +395,34 @@ class EASE(Ranker):
         out[:, self.kept_movies] = s
         return out
 
+    def fold_in(
+        self, person: np.ndarray, movie: np.ndarray, n_people: int
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """users -> [B, n_movies] scores, users >= n_users being `n_people` new people
+        (`person` 0..n_people-1 per interaction): a new person's row is x_u B of their movies
+        (EASE needs no fitting for a new user, only their interactions)."""
+        n_users = self.n_users
+        x = np.zeros((n_people, self.n_movies), dtype=np.float32)
+        x[person, movie] = 1.0  # EASE reads interactions: binary, as in its fit
+        kept = self.kept_movies
+        new_rows = x[:, kept] @ self.weights
+        if self.restricted_to is not None:
+            full = np.full((n_people, self.n_movies), -np.inf, dtype=np.float32)
+            full[:, kept] = new_rows
+            new_rows = full
+
+        def rows(users: np.ndarray) -> np.ndarray:
+            users = np.asarray(users, dtype=np.int64)
+            out = np.empty((users.size, self.n_movies), dtype=np.float32)
+            known = users < n_users
+            if known.any():
+                out[known] = self.user_scores(users[known])
+            if (~known).any():
+                out[~known] = new_rows[users[~known] - n_users]
+            return out
+
+        return rows
+
 
 # --------------------------------------------------------------------------- item-kNN
 
@@ -589,7 +617,6 @@ class RecentPopularity(Ranker):
 
 
 # --------------------------------------------------------------------------- tuning
-
 
 
 def individual_ndcg(

@@ -1,8 +1,8 @@
 """Fold-in: score people the model was never trained on, from their ratings, without retraining.
 
-`fold_in(model, dataset, people)` returns a *copy* of the model that knows the original
+`model.fold_in(dataset, people)` returns a *copy* of the model that knows the original
 users at their usual indices and the new people after them (`FoldIn.users`), so everything
-that scores user indices (`duorec.serving`, `duorec.evaluation.model_pair_scorer`) serves
+that scores user indices (`duorec.serving`, `duorec.eval.scoring.model_pair_scorer`) serves
 them unchanged. The checkpoint and the model passed in are never modified: every trained
 tensor is shared read-only with the copy, and only the new people's rows are new tensors.
 
@@ -32,7 +32,10 @@ goes through the same MLP, the same history projection and the same heads as eve
 
 For the factorisation baselines (`FactorizationModule`) the user row (factors and bias) is
 the ridge regression of the person's residuals on the frozen movie factors, in closed form,
-with the same prior. Any other model is refused with a one-line UsageError.
+with the same prior. Any other model is refused with a one-line UsageError. Each model's
+`fold_in` method picks its own way (`fold_duo`, `fold_factorization`) and hands it to
+`fold_in` here, which checks the people and builds the `FoldIn`; serving and the cold-start
+protocol both call the method.
 
 Cost: one pass of the movie tower over the catalogue, then [people, dim] work per step
 plus a [people, movies] softmax; at ml-latest-small scale (9.7k movies) about 0.1-0.2 s per
@@ -46,9 +49,9 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -58,10 +61,12 @@ from duorec.data.features import user_features_for
 from duorec.data.prepared import PreparedDataset
 from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule
-from duorec.model.factorization import FactorizationModule
 from duorec.model.fusion import individual
-from duorec.model.module import DuoModule
 from duorec.model.towers import add_id_factors
+
+if TYPE_CHECKING:
+    from duorec.model.factorization import FactorizationModule
+    from duorec.model.module import DuoModule
 
 # residual variance on the scaled axis assumed by the prior: (0.9 stars / 4.5 stars)^2, the
 # order of a good model's individual RMSE on MovieLens
@@ -105,15 +110,18 @@ class FoldIn:
     vectors: torch.Tensor
 
 
+#: how one kind of model folds people in: (people, prior) -> the extended copy
+Fit = Callable[[Sequence[NewRatings], float], PairRatingModule]
+
+
 def fold_in(
     model: PairRatingModule,
     dataset: PreparedDataset,
     people: Sequence[NewRatings],
-    steps: int = STEPS,
-    lr: float = LR,
+    fit: Fit,
     prior: float | None = None,
 ) -> FoldIn:
-    """Encode `people` (not in training) with the trained model frozen; see the module doc.
+    """Check `people`, fold them in with the model's own `fit`, and say where they are.
 
     `prior`: the strength of the pull on a new person's ids, x the MAP ratio (None: the
     model's `foldin_prior`, 1 for models without one)."""
@@ -130,15 +138,7 @@ def fold_in(
         prior = float(getattr(model, "foldin_prior", 1.0))
     if not prior > 0:
         raise UsageError(f"the fold-in prior must be > 0, got {prior}")
-    if isinstance(model, DuoModule):
-        folded = _fold_duo(model, dataset, people, steps, lr, prior)
-    elif isinstance(model, FactorizationModule):
-        folded = _fold_factorization(model, people)
-    else:
-        raise UsageError(
-            f"fold-in is not available for {type(model).__name__}: use a DuoModule "
-            "(model=duo) or factorisation (model=mf|bias) checkpoint"
-        )
+    folded = fit(people, prior)
     n = dataset.n_users
     users = np.arange(n, n + len(people), dtype=np.int64)
     seen = [np.union1d(p.movies, p.watched).astype(np.int64) for p in people]
@@ -182,7 +182,7 @@ def _prior_weight(trained: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
 # ---------------------------------------------------------------------------- DuoModule
 
 
-def _fold_duo(
+def fold_duo(
     model: DuoModule,
     dataset: PreparedDataset,
     people: Sequence[NewRatings],
@@ -196,7 +196,6 @@ def _fold_duo(
     rating = np.concatenate([np.asarray(p.ratings, dtype=np.float64) for p in people])
     tower = model.user_tower
     clone = shared_copy(model)
-    assert isinstance(clone, DuoModule)
 
     if tower.features.shape[1]:
         train = dataset.split("train")
@@ -360,12 +359,11 @@ def _fit_ids(
 # ---------------------------------------------------------------------------- factorisation
 
 
-def _fold_factorization(
-    model: FactorizationModule, people: Sequence[NewRatings]
+def fold_factorization(
+    model: FactorizationModule, people: Sequence[NewRatings], prior: float = 1.0
 ) -> FactorizationModule:
     """Each person's row: ridge regression on the frozen movie factors (closed form)."""
     clone = shared_copy(model)
-    assert isinstance(clone, FactorizationModule)
     rows = []
     with torch.no_grad():
         trained = model.users.weight
