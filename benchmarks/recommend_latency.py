@@ -17,9 +17,10 @@ Two sources of model + data:
 
 Measured after loading: the data set index (`serving.index.ServingIndex`: seen-movies CSR), built
 once as the command line does; one call as the command line makes it (movie tower, scoring);
-the towers once, as a service holds them (a `Recommender`: the movie tower, `model.encode_watch`,
-and with `hold_users` `serving.scores.user_matrix`) and the genre matrix for repeated use; then per-pair latency of
-`recommend` over `--pairs` random pairs with those reused (median, p90), for the pair head
+the towers once, as a service holds them (a `Recommender`: the movie tower, the watch
+factors, and with `hold_users` every person's vector) and the genre matrix for repeated use;
+then per-pair latency of `Recommender.pair` over `--pairs` random pairs with those reused
+(median, p90), for the pair head
 (aggregate = the model's target), the same with the user tower run per call, another
 aggregate (no fusion MLP) and a genre filter; and pairs/s of `Recommender.pairs` with batches
 of 64 and 256. Wall and CPU time are both reported: on a

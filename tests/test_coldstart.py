@@ -12,17 +12,17 @@ import pytest
 from conftest import CHEAP_DUO, only_rankers, tiny_train_cfg
 
 from duorec.cli import UsageError
-from duorec.coldstart import (
+from duorec.data.build import DatasetSpec, prepare_dataset
+from duorec.data.pairs import Triples
+from duorec.data.split import COLD, COLD_MOVIE, COLD_USER_STREAM, held_out_mask
+from duorec.eval.coldstart import (
     reveal_earliest,
     reveal_settings,
     scored_triples,
 )
-from duorec.data.build import DatasetSpec, prepare_dataset
-from duorec.data.pairs import Triples
-from duorec.data.split import COLD, COLD_MOVIE, COLD_USER_STREAM, held_out_mask
 from duorec.metrics import pair_target
-from duorec.model.baselines import BiasBaseline
-from duorec.model.rankers import EASE
+from duorec.model.ranking_baselines import EASE
+from duorec.model.rating_baselines import BiasBaseline
 from duorec.train import train
 
 COLD_RUN = [
@@ -197,8 +197,8 @@ def test_protocol_numbers_are_a_hand_computation(cold_run) -> None:
     (held-out, other) pair on a movie both rated outside the reveal, scored by the model and
     by the hand-folded bias baseline."""
     from duorec.checkpoint import load_checkpoint
+    from duorec.eval.scoring import predict_triples
     from duorec.model.foldin import Person
-    from duorec.scoring import predict_triples
 
     ds = cold_run.dataset
     model, _ = load_checkpoint(cold_run.metrics["checkpoint"], cold_run.cfg.paths.cache_dir)

@@ -8,7 +8,7 @@ import torch
 
 from duorec.model.cowatch import CoWatch, candidate_percentile, fit_cowatch
 from duorec.model.fusion import with_rows
-from duorec.model.rankers import EASE, combine_pair
+from duorec.model.ranking_baselines import EASE, combine_pair
 
 
 def interactions(n_users: int = 30, n_movies: int = 12, seed: int = 0) -> dict[str, np.ndarray]:

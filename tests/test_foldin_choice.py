@@ -1,4 +1,4 @@
-"""Fold-in's prior strength, chosen on validation after training (duorec.foldin_choice)."""
+"""Fold-in's prior strength, chosen on validation after training (duorec.eval.foldin_choice)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from test_recommend import trained_run
 
 from duorec.checkpoint import best_in_run
 from duorec.data.split import TEST
-from duorec.foldin_choice import choose_foldin_prior, validation_people
+from duorec.eval.foldin_choice import choose_foldin_prior, validation_people
 
 GRID = [1.0, 1 / 64]
 OPTS = {"seed": 0, "foldin_choice": {"priors": GRID, "reveal": [3, 8], "users": 15}}

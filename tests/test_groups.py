@@ -29,14 +29,14 @@ from duorec.data.groups import (
     relevant_by_group,
 )
 from duorec.data.pairs import RaterIndex
-from duorec.group_eval import group_regression
-from duorec.model.baselines import BiasBaseline
+from duorec.eval.groups import group_regression
 from duorec.model.fusion import individual
 from duorec.model.group_fusion import group_forward
 from duorec.model.module import DuoModule
-from duorec.ranking import top_k_unseen, top_k_unseen_groups
+from duorec.model.rating_baselines import BiasBaseline
 from duorec.serving import Recommender
 from duorec.serving.index import ServingIndex
+from duorec.topk import top_k_unseen, top_k_unseen_groups
 from duorec.train import train
 
 # movie 0: 6 raters, movie 1: 4, movie 2: 3, movie 3: 2, movie 4: 1

@@ -273,8 +273,8 @@ def test_id_factors_learn_planted_user_by_movie_factors() -> None:
     from duorec.data.datamodule import groups_to_batch
     from duorec.data.groups import GroupSampler
     from duorec.data.pairs import RaterIndex
-    from duorec.model.baselines import BiasBaseline
     from duorec.model.fusion import individual
+    from duorec.model.rating_baselines import BiasBaseline
 
     user, movie, rating, test = low_rank_ratings()
     torch.manual_seed(0)

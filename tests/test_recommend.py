@@ -25,13 +25,13 @@ from duorec.data.errors import DataError
 from duorec.data.prepared import PreparedDataset
 from duorec.model.factorization import FactorizationModule
 from duorec.model.module import DuoModule
-from duorec.ranking import top_k_unseen
 from duorec.recommend import read_pairs
 from duorec.serving import Recommender
 from duorec.serving.frames import BATCH_COLUMNS, SINGLE_COLUMNS
 from duorec.serving.index import ServingIndex
 from duorec.serving.requests import check_request
 from duorec.serving.scores import ModelScores
+from duorec.topk import top_k_unseen
 from duorec.train import train
 
 _TRAINED: dict[str, Path] = {}

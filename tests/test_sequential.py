@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duorec.model.rankers import (
+from duorec.model.ranking_baselines import (
     DAY,
     EASE,
     ImplicitALS,

@@ -91,7 +91,7 @@ ON_THE_COMMAND_LINE = {command: (override, message) for command, override, messa
 def test_restated_choices_equal_their_homes() -> None:
     from duorec.model.cowatch import COWATCH_RULES
     from duorec.model.module import RANK_BY
-    from duorec.model.rankers import PAIR_RULES
+    from duorec.model.ranking_baselines import PAIR_RULES
     from duorec.settings import PAIR_RULE
     from duorec.settings import RANK_BY as SETTINGS_RANK_BY
 

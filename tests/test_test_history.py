@@ -9,7 +9,8 @@ import torch
 from conftest import model_kwargs
 
 from duorec.data.pairs import Triples
-from duorec.evaluation import history_splits, model_history, rank_everyone
+from duorec.eval.history import history_splits, model_history
+from duorec.eval.ranking import rank_everyone
 from duorec.metrics import RankingResult
 from duorec.model.cowatch import fit_cowatch
 from duorec.model.module import DuoModule

@@ -4,7 +4,7 @@
 
 Prints, per run: rating accuracy (pair RMSE / MAE, mean target), ranking (NDCG@10, Recall@10,
 long-tail NDCG@10, coverage@10), the bootstrap intervals and the diversity re-rank costs, as
-they were written by `duorec.evaluation.evaluate`: nothing here is recomputed.
+they were written by `duorec.eval.protocol.evaluate`: nothing here is recomputed.
 """
 
 from __future__ import annotations

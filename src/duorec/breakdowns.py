@@ -2,10 +2,10 @@
 
 metrics.json holds averages; a reader deciding whether the model helps *new* pairs needs them
 split by history. These are recomputed here from the model and the data module after
-evaluation instead of threading more arrays out of `duorec.evaluation`, on the evaluation's own
+evaluation instead of threading more arrays out of `duorec.eval`, on the evaluation's own
 items and view: its test triples, its ranking sample, and each person's history at test time
 (train, or train + validation under a time-ordered split;
-`duorec.evaluation.history_at_test`), so each breakdown's
+`duorec.eval.history.history_at_test`), so each breakdown's
 overall value is metrics.json's. The bias baseline (for RMSE) and popularity (for NDCG) are
 refitted beside the model: both take milliseconds, and neither needs a long history, the
 natural reference here.
@@ -20,10 +20,10 @@ import numpy as np
 
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import history_at_test, split_arrays
+from duorec.eval.history import history_at_test, split_arrays
+from duorec.eval.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
 from duorec.metrics import pair_target, rank_pairs
-from duorec.model.baselines import BiasBaseline, Popularity
-from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
+from duorec.model.rating_baselines import BiasBaseline, Popularity
 
 # bins of the less-rated person's history: that person limits what is known of the pair
 EDGES = (0, 10, 20, 50, 100, 200, 500, 1000, 2000)

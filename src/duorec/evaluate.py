@@ -2,7 +2,7 @@
 
 Thin entry point: load the checkpoint with the data set it was trained on, rebuild the data
 module from the checkpoint's own loader settings and seed (so the fixed test triples are the
-very ones the training run scored), then call `duorec.evaluation.evaluate`, the one code path
+very ones the training run scored), then call `duorec.eval.protocol.evaluate`, the one code path
 behind every number in metrics.json. The result is written to the run folder.
 """
 
@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from duorec.checkpoint import describe_choice, load_checkpoint, read_reference, resolve_checkpoint
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import evaluate
+from duorec.eval.protocol import evaluate
 from duorec.io import atomic_path
 from duorec.model.base import PairRatingModule
 from duorec.report import print_report

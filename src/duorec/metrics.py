@@ -10,8 +10,8 @@ Protocol:
 * Ranking, per test pair (a, b): the relevant movies are those both a and b rated
   >= threshold (4 stars) in TEST; the candidates are every movie neither a nor b rated in
   their history before test (TRAIN, or train + validation under a time-ordered split:
-  `duorec.evaluation.history_splits`); candidates are ranked by the model's score
-  (`duorec.ranking`, the path recommendations take). NDCG@k uses binary relevance and the
+  `duorec.eval.history.history_splits`); candidates are ranked by the model's score
+  (`duorec.topk`, the path recommendations take). NDCG@k uses binary relevance and the
   log2 discount, its ideal DCG puts min(k, |relevant|) hits on top; Recall@k = hits /
   |relevant| (the common definition, so it cannot reach 1 when |relevant| > k); HitRate@k = 1
   if any relevant movie is in the top k. Pairs without a relevant movie say nothing about a
@@ -32,7 +32,7 @@ import numpy as np
 
 from duorec.aggregate import AGGREGATES, aggregate
 from duorec.csr import CSR
-from duorec.ranking import PairScoreFn, TopK, top_k_unseen
+from duorec.topk import PairScoreFn, TopK, top_k_unseen
 
 PAIR_TARGETS = AGGREGATES
 
@@ -207,7 +207,7 @@ def rank_pairs(
 ) -> RankingResult:
     """Rank every unseen movie for each pair and score the top k against its relevant set.
 
-    The ranking is `duorec.ranking.top_k_unseen` (the path recommendations take), with
+    The ranking is `duorec.topk.top_k_unseen` (the path recommendations take), with
     `seen` the train movies per user; `scores` is a `PairScoreFn` called on batches of
     `batch_size` pairs, or a precomputed [P, n_movies] matrix aligned with `pairs`. A pair
     with fewer than k candidates gets fewer than k recommendations. Pairs without a relevant

@@ -2,7 +2,7 @@
 
 `people=[alice.csv,bob.csv]` (or `users=[42] people=[me.csv]`) serves people who are not in
 the data from their ratings exports (`duorec.data.exports`): each file's match report is
-printed, then they are folded into a copy of the model (`duorec.foldin`). Every pick comes
+printed, then they are folded into a copy of the model (`duorec.model.foldin`). Every pick comes
 with a one-line reason (`duorec.reasons`), shown and written to the output file.
 
 `users=[A,B,C,D]` (3 to 6 people) recommends for a group: each member's predicted rating is

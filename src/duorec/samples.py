@@ -4,7 +4,7 @@ NDCG 0.31 means little to a reader until they see a pair's lists. Ten pairs of t
 own ranking sample (seeded, so runs of one data set show the same pairs and can be compared by
 eye), each with both people's favourite movies of their history, the model's top k over the
 movies neither has seen (the protocol's candidates; the history is the evaluation's, see
-`duorec.evaluation.history_at_test`), and which of those both rated >= the threshold in test.
+`duorec.eval.history.history_at_test`), and which of those both rated >= the threshold in test.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 
 from duorec.csr import csr_from_pairs
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import history_at_test
-from duorec.ranking import top_k_unseen
+from duorec.eval.history import history_at_test
+from duorec.eval.scoring import model_pair_scorer, sampled_ranking_pairs
 from duorec.reasons import display_title
-from duorec.scoring import model_pair_scorer, sampled_ranking_pairs
+from duorec.topk import top_k_unseen
 
 COLUMNS = ("pair", "favourites_a", "favourites_b", "top", "hits", "relevant")
 FAVOURITES = 3  # highest-rated movies of the history shown per person

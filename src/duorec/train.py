@@ -1,7 +1,7 @@
 """`python -m duorec.train`: prepare data, fit, test the best checkpoint, evaluate, report.
 
 A thin entry point in the lightning-hydra-template manner: compose the config, instantiate,
-call. Every number in metrics.json comes from `duorec.evaluation.evaluate`, the same code path
+call. Every number in metrics.json comes from `duorec.eval.protocol.evaluate`, the same code path
 `python -m duorec.evaluate` runs.
 """
 
@@ -20,9 +20,10 @@ from duorec.callbacks import RandomState
 from duorec.checkpoint_io import SafeCheckpointIO, load_checkpoint_file, save_checkpoint_file
 from duorec.cli import friendly_errors
 from duorec.data.datamodule import PairDataModule
-from duorec.evaluation import choose_rank_rating_weight, evaluate
-from duorec.foldin_choice import choose_foldin_prior
-from duorec.group_eval import group_table
+from duorec.eval.foldin_choice import choose_foldin_prior
+from duorec.eval.groups import group_table
+from duorec.eval.protocol import evaluate
+from duorec.eval.rank_weight import choose_rank_rating_weight
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report

@@ -3,7 +3,7 @@
 The model's ranking score is "both would watch it" plus a weight times "and both would enjoy
 it" (the towers' predicted pair rating). This module is the first half. It is EASE (Steck
 2019), fitted in closed form on the train ratings when the model is built, its lambda chosen
-on the validation split exactly as the EASE baseline's is (`duorec.model.rankers.tune`).
+on the validation split exactly as the EASE baseline's is (`duorec.model.ranking_baselines.tune`).
 
 Why closed form inside a neural model: a learned watch head (a softmax over the catalogue on
 the towers' watch factors, trained beside the rating losses, still available as
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from duorec.csr import CSR, csr_rows, ragged_offsets
-from duorec.model.rankers import EASE, tune
+from duorec.model.ranking_baselines import EASE, tune
 
 #: How two people's co-watch scores become the pair's (as the ranking baselines' rules).
 COWATCH_RULES = ("sum", "both")
@@ -107,7 +107,7 @@ class CoWatch(nn.Module):
     def set_history(self, user: np.ndarray, movie: np.ndarray) -> None:
         """The (user, movie) history co-watch reads, as rows by user (movies sorted): the train
         ratings when the model is built, every rating before the test period when evaluation
-        asks (`duorec.evaluation.model_history`). The buffers take the history's size."""
+        asks (`duorec.eval.history.model_history`). The buffers take the history's size."""
         order = np.lexsort((movie, user))
         counts = np.bincount(user, minlength=len(self.history_indptr) - 1)
         device = self.history_indptr.device
@@ -195,7 +195,7 @@ class CoWatch(nn.Module):
 
     def pair_scores(self, user_a: torch.Tensor, user_b: torch.Tensor, rule: str) -> torch.Tensor:
         """[B, n_movies]: "sum" of the two people's scores, or "both", the product of each
-        movie's percentile among the person's unseen movies (`rankers.combine_pair`)."""
+        movie's percentile among the person's unseen movies (`ranking_baselines.combine_pair`)."""
         return self.group_scores(torch.stack([user_a, user_b], dim=1), rule)
 
     def group_scores(self, members: torch.Tensor, rule: str) -> torch.Tensor:

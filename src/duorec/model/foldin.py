@@ -22,7 +22,7 @@ How a new person is encoded, for the three-tower model (`DuoModule`):
   noise. Its strength is the Gaussian-prior (MAP) ratio noise variance / prior variance,
   the prior variance being the trained ids' own spread, divided by the person's number of
   ratings, so it matters with 5 ratings and fades with 200; times the model's
-  `foldin_prior`, chosen on validation after training (`duorec.foldin_choice`), because
+  `foldin_prior`, chosen on validation after training (`duorec.eval.foldin_choice`), because
   the MAP ratio assumes a model trained under that prior, which the towers were not (on
   ml-latest-small it pulled new people 16 to 64 times too hard).
 

@@ -121,8 +121,8 @@ class DuoModule(PairRatingModule):
         self.rank_rating_weight = rank_rating_weight
         self.rank_pair_rule = rank_pair_rule
         self.rank_shortlist = rank_shortlist
-        # strength of fold-in's prior on a new person's ids, x the MAP ratio (duorec.foldin);
-        # chosen on validation after training (duorec.foldin_choice), like the rank weight
+        # strength of fold-in's prior on a new person's ids, x the MAP ratio (duorec.model.foldin);
+        # chosen on validation after training (duorec.eval.foldin_choice), like the rank weight
         self.foldin_prior = foldin_prior
         # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
         self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duorec.model.rankers import Ranker
+from duorec.model.ranking_baselines import Ranker
 
 __all__ = ["SASRec", "SASRecNet"]
 

@@ -54,7 +54,7 @@ class ServingIndex:
 
     def with_people(self, seen: Sequence[np.ndarray]) -> ServingIndex:
         """A copy that also knows people folded in after the data set's users
-        (`duorec.foldin.FoldIn.seen`): their seen movies at indices n_users, n_users + 1, ...
+        (`duorec.model.foldin.FoldIn.seen`): their seen movies at indices n_users, n_users + 1, ...
 
         They have no user id: recommend for them by index (`recommend_indices`).
         """
@@ -141,28 +141,9 @@ def allowed_movies(index: ServingIndex, filters: Mapping[str, Any] | None) -> np
         return None
     keep = np.ones(index.n_movies, dtype=bool)
     if "genres" in filters:
-        wanted = filters["genres"]
-        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-        names, matrix = index.genres
-        lookup = {g.lower(): i for i, g in enumerate(names)}
-        missing = [g for g in wanted if str(g).lower() not in lookup]
-        if missing:
-            raise UsageError(
-                f"unknown genre(s) {missing} in {index.name!r}: choose from "
-                f"{', '.join(g for g in names if g)}"
-            )
-        if wanted:
-            columns = [lookup[str(g).lower()] for g in wanted]
-            keep &= matrix[:, columns].any(axis=1)
+        keep &= _in_genres(index, filters["genres"])
     if "exclude" in filters:  # movieIds the people turned down ("not for us")
-        excluded = filters["exclude"]
-        excluded = [excluded] if isinstance(excluded, int | str) else list(excluded)
-        lookup = index.movie_lookup
-        for movie_id in excluded:
-            try:
-                keep[lookup[int(movie_id)]] = False
-            except (KeyError, TypeError, ValueError):
-                raise UsageError(f"filters.exclude: unknown movieId {movie_id!r}") from None
+        keep[_excluded(index, filters["exclude"])] = False
     if "min_year" in filters:
         keep &= index.year >= _number(filters["min_year"], "min_year")
     if "max_runtime" in filters:
@@ -176,6 +157,34 @@ def allowed_movies(index: ServingIndex, filters: Mapping[str, Any] | None) -> np
     if not keep.any():
         raise UsageError(f"no movie in {index.name!r} passes the filters {given}")
     return np.flatnonzero(keep)
+
+
+def _in_genres(index: ServingIndex, wanted: Any) -> np.ndarray:
+    """[n_movies] bool: in any of the `wanted` genres (an empty list: every movie)."""
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    names, matrix = index.genres
+    lookup = {g.lower(): i for i, g in enumerate(names)}
+    missing = [g for g in wanted if str(g).lower() not in lookup]
+    if missing:
+        raise UsageError(
+            f"unknown genre(s) {missing} in {index.name!r}: choose from "
+            f"{', '.join(g for g in names if g)}"
+        )
+    if not wanted:
+        return np.ones(index.n_movies, dtype=bool)
+    return matrix[:, [lookup[str(g).lower()] for g in wanted]].any(axis=1)
+
+
+def _excluded(index: ServingIndex, movie_ids: Any) -> np.ndarray:
+    """Movie indices of the movieIds in `filters.exclude`; UsageError naming an unknown one."""
+    movie_ids = [movie_ids] if isinstance(movie_ids, int | str) else list(movie_ids)
+    out = []
+    for movie_id in movie_ids:
+        try:
+            out.append(index.movie_lookup[int(movie_id)])
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"filters.exclude: unknown movieId {movie_id!r}") from None
+    return np.array(out, dtype=np.int64)
 
 
 def _number(value: Any, name: str) -> float:

@@ -9,7 +9,7 @@
 
 Recommendations are the top-k movies that NO member has rated, in any split: whoever rated a
 film has seen it, whether that rating went to train, validation or test. The selection is
-`duorec.ranking.top_k_unseen`, the path evaluation measures; what orders it is the model's
+`duorec.topk.top_k_unseen`, the path evaluation measures; what orders it is the model's
 `rank_and_rate` (rank_by and aggregate decided there, for every group size).
 
 How the shown rating is formed (`aggregate=mean|min|max`):
@@ -43,8 +43,8 @@ from duorec.aggregate import aggregate, aggregate_members
 from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule, Rated
 from duorec.model.fusion import gather_movies, individual_grid, with_rows
-from duorec.ranking import Shortlist, top_k_unseen, top_k_unseen_groups
 from duorec.serving.index import ServingIndex
+from duorec.topk import Shortlist, top_k_unseen, top_k_unseen_groups
 
 # pairs x movies scored per score_grid call: small enough that the fusion MLP's [B, M, 32]
 # activations stay in cache (benchmarks/recommend_latency.py, 87k movies, 1 thread: one
@@ -103,7 +103,7 @@ def check_user_vectors(user_vectors: torch.Tensor | None, index: ServingIndex) -
 
 
 class ModelScores:
-    """The model as a `duorec.ranking.PairScoreFn` over the candidate movies, plus the
+    """The model as a `duorec.topk.PairScoreFn` over the candidate movies, plus the
     ratings a result shows (pair, a, b in stars) for the same grid.
 
     The shown ratings are clamped to the rating range, so several movies can show the same
@@ -290,7 +290,7 @@ def best_unseen(scores: ModelScores, index: ServingIndex, users: np.ndarray, k: 
     """The k best unseen candidate movies of each pair of user indices [P, 2].
 
     Pairs are scored PAIR_GROUP at a time (cache, as above); the ranking is
-    `duorec.ranking.top_k_unseen`, and the shown ratings are read off the same grids.
+    `duorec.topk.top_k_unseen`, and the shown ratings are read off the same grids.
     Pass `user_vectors` to `ModelScores` for the people's vectors of `index`.
     """
     parts = []

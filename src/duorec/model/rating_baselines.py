@@ -9,7 +9,7 @@ MovieLens 100k in about a second).
 
 Every model follows `RatingBaseline`: `fit(user, movie, rating, n_users, n_movies)`, then
 `predict`, `predict_pair`, `score_all` (each user's predicted rating of every movie, for
-ranking) and `pair_score_fn` (a `duorec.ranking.PairScoreFn`, the scorer every ranking
+ranking) and `pair_score_fn` (a `duorec.topk.PairScoreFn`, the scorer every ranking
 takes).
 """
 

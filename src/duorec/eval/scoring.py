@@ -1,9 +1,10 @@
 """Scoring helpers every evaluation section shares: predictions for triples, a model's ranking
-grid for pairs, and the seeded sample of pairs that ranking is measured on.
+grid for pairs, the seeded sample of pairs that ranking is measured on, and the
+paired-bootstrap difference from the best baseline.
 
-They live apart from `duorec.evaluation` (the protocol's sections) so that each section
-(pairs, ranking, cold start, the dashboards' breakdowns) imports them without importing the
-protocol that calls it back: evaluation -> coldstart -> evaluation was a circle.
+They live apart from `duorec.eval.protocol` (which lists the sections) so that each section
+(pairs, ranking, groups, cold start, the dashboards' breakdowns) imports them without
+importing the protocol that calls it back: evaluation -> coldstart -> evaluation was a circle.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch
 
 from duorec.data.datamodule import FixedTripleBatches
 from duorec.data.pairs import Triples
-from duorec.metrics import relevant_by_pair
+from duorec.metrics import bootstrap_diff_ci, relevant_by_pair
 from duorec.model.base import PairRatingModule
-from duorec.ranking import PairScoreFn
+from duorec.topk import PairScoreFn
 
 
 @torch.no_grad()
@@ -78,3 +79,24 @@ def sampled_ranking_pairs(
     return pairs, relevant
 
 
+def best_difference(
+    values: Mapping[str, np.ndarray],
+    scores: Mapping[str, float],
+    opts: Mapping[str, Any],
+    stat: str,
+    higher_is_better: bool,
+) -> dict[str, Any]:
+    """Model minus the best baseline, with a paired-bootstrap 95% interval.
+
+    `values` are per-item errors (stat "rmse") or per-pair metric values (stat "mean") of the
+    model and each baseline, aligned item by item; `scores` picks the best baseline.
+    """
+    rivals = [n for n in values if n != "model"]
+    if not rivals:
+        return {}
+    pick = max if higher_is_better else min
+    best = pick(rivals, key=lambda n: scores[n])
+    diff, low, high = bootstrap_diff_ci(
+        values["model"], values[best], n_boot=opts["bootstrap"], seed=opts["seed"], stat=stat
+    )
+    return {"baseline": best, "diff": diff, "low": low, "high": high, "n_boot": opts["bootstrap"]}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duorec.model import rankers
-from duorec.model.rankers import (
+from duorec.model import ranking_baselines as rankers
+from duorec.model.ranking_baselines import (
     EASE,
     ImplicitALS,
     ItemKNN,

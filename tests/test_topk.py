@@ -8,7 +8,7 @@ import torch
 
 from duorec.aggregate import aggregate
 from duorec.csr import csr_from_pairs
-from duorec.ranking import Shortlist, top_k_unseen
+from duorec.topk import Shortlist, top_k_unseen
 
 # 6 movies; user 0 saw movie 0, user 1 saw movie 5 (and 5 again: repeats are harmless).
 SEEN = csr_from_pairs(np.array([0, 1, 1]), np.array([0, 5, 5]), n_rows=3)

@@ -6,11 +6,11 @@ beside the same baselines as pairs, aggregated over the members:
 
 * RMSE of the group's mean, min (least misery) and max (most pleasure) rating: the model's
   group head answers the target it was trained for; other targets, and every baseline,
-  aggregate the members' individual predictions (as `duorec.evaluation` does for pairs);
+  aggregate the members' individual predictions (as `duorec.eval` does for pairs);
 * NDCG / Recall / HitRate@k over the whole catalogue for a seeded sample of
   `eval.ranking_groups` test groups, a movie relevant when every member rated it >= the
   threshold in test, candidates unseen in train by every member, ranked by
-  `duorec.ranking.top_k_unseen_groups` (the path group recommendations take). Baselines
+  `duorec.topk.top_k_unseen_groups` (the path group recommendations take). Baselines
   score a group by the mean of the members' predicted ratings (popularity: its count), the
   ranking baselines by the sum of the members' scores (their `_sum` pair rule).
 """
@@ -30,10 +30,10 @@ from duorec.data.datamodule import PairDataModule
 from duorec.data.groups import Groups, check_eval_sizes, relevant_by_group
 from duorec.metrics import ranking_metrics, regression_metrics
 from duorec.model.base import PairRatingModule
-from duorec.model.baselines import RatingBaseline
 from duorec.model.group_fusion import group_forward
-from duorec.model.rankers import Ranker
-from duorec.ranking import GroupScoreFn, top_k_unseen_groups
+from duorec.model.ranking_baselines import Ranker
+from duorec.model.rating_baselines import RatingBaseline
+from duorec.topk import GroupScoreFn, top_k_unseen_groups
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def evaluate_groups(
 ) -> dict[str, Any]:
     """{size: {n_groups, sampled, targets: {how: {name: metrics}}, ranking: {name: ...}}}.
 
-    `baselines` are the fitted rating baselines of `duorec.evaluation.evaluate` (the constant
+    `baselines` are the fitted rating baselines of `duorec.eval.protocol.evaluate` (the constant
     global mean ranks nothing and is left out of ranking), `rankers` its tuned ranking
     baselines; all are fitted on the same train split as the model.
     """

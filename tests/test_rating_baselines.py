@@ -7,7 +7,7 @@ import pytest
 
 from duorec.csr import csr_from_pairs
 from duorec.metrics import pair_target, rank_pairs
-from duorec.model.baselines import (
+from duorec.model.rating_baselines import (
     BiasBaseline,
     BiasedMF,
     GlobalMean,

@@ -19,7 +19,7 @@ The scorer interface (`PairScoreFn`), which the model and every ranking baseline
 * instead of the grid it may return a `Shortlist`: each pair's scores of a few movies, the
   rest -inf. Same ranking, read from [B, S] values instead of [B, n_movies].
 
-Examples: `duorec.evaluation.model_pair_scorer(model)`, `RatingBaseline.pair_score_fn()`.
+Examples: `duorec.eval.scoring.model_pair_scorer(model)`, `RatingBaseline.pair_score_fn()`.
 A precomputed [P, n_movies] matrix (or `Shortlist`) aligned with the pairs may be passed
 instead of a callable.
 

@@ -1,6 +1,6 @@
 """Top-N ranking baselines fitted on TRAIN interactions: EASE, item-kNN, iALS, recent popularity.
 
-The rating baselines (`duorec.model.baselines`) predict stars; a pair recommender is judged
+The rating baselines (`duorec.model.rating_baselines`) predict stars; a pair recommender is judged
 by NDCG@k of the movies both people liked, and the models that are strong at that task are
 trained to rank, not to predict stars. These three are the standard ones (Steck 2019;
 Deshpande & Karypis 2004; Hu, Koren & Volinsky 2008), so a pair model's NDCG can be read
@@ -39,8 +39,8 @@ from threadpoolctl import threadpool_limits
 
 from duorec.csr import csr_from_pairs
 from duorec.metrics import rank_pairs
-from duorec.model.baselines import check_fit_input
-from duorec.ranking import PairScoreFn
+from duorec.model.rating_baselines import check_fit_input
+from duorec.topk import PairScoreFn
 
 __all__ = [
     "PAIR_RULES",

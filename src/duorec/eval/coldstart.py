@@ -4,7 +4,7 @@
 split code COLD), so the features, the baselines and the model never see them. For each N of
 `eval.cold_start.reveal`, each held-out user with more than N ratings reveals their N
 *earliest* ratings (by timestamp, ties broken by a seeded draw) and is folded in
-(`duorec.foldin`); the rest of their ratings are scored. Earliest rather than random: a new
+(`duorec.model.foldin`); the rest of their ratings are scored. Earliest rather than random: a new
 person tells us what they have already seen, and what they will rate next is what a
 recommender is for, so scoring later ratings from earlier ones never lets the future leak
 into the fold-in (random reveals would, and would make the task easier than serving is).
@@ -42,13 +42,13 @@ from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import RaterIndex, Triples, enumerate_triples, evaluation_triples
 from duorec.data.prepared import PreparedDataset
 from duorec.errors import UsageError
+from duorec.eval.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
 from duorec.metrics import bootstrap_diff_ci, pair_target, rank_pairs, regression_metrics
 from duorec.model.base import PairRatingModule
-from duorec.model.baselines import BiasBaseline
 from duorec.model.foldin import Person
-from duorec.model.rankers import EASE, combine_pair
-from duorec.ranking import PairScoreFn
-from duorec.scoring import model_pair_scorer, predict_triples, sampled_ranking_pairs
+from duorec.model.ranking_baselines import EASE, combine_pair
+from duorec.model.rating_baselines import BiasBaseline
+from duorec.topk import PairScoreFn
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,7 @@ def _one_reveal(
     truth = pair_target(triples.rating_a, triples.rating_b, target)
     pair, _, _ = predict_triples(folded.model, triples)
     user_bias = bias.fold_in(r_user - n_users, r_movie, r_rating, len(people_ids))
-    guess = bias.pair_prediction(
-        user_bias, triples.user_a, triples.user_b, triples.movie, target
-    )
+    guess = bias.pair_prediction(user_bias, triples.user_a, triples.user_b, triples.movie, target)
     errors = {"model": pair - truth, "bias": guess - truth}
     both_cold = triples.user_a >= n_users
     for name, err in errors.items():

@@ -1,6 +1,6 @@
 """Choose fold-in's prior strength on validation, after training (`eval.foldin_choice`).
 
-Fold-in (`duorec.foldin`) pulls a new person's ids towards zero with a Gaussian prior whose
+Fold-in (`duorec.model.foldin`) pulls a new person's ids towards zero with a Gaussian prior whose
 strength is the MAP ratio noise / (prior variance x ratings) times the model's
 `foldin_prior`. The MAP ratio assumes the towers were trained under that prior, and they
 were not (their ids are held by AdamW's decay and the factor L2 of the whole batch), so the
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from duorec.coldstart import reveal_earliest
 from duorec.data.datamodule import PairDataModule
+from duorec.eval.coldstart import reveal_earliest
 from duorec.model.foldin import Person
 from duorec.model.fusion import individual
 from duorec.model.module import DuoModule
