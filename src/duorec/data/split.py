@@ -10,7 +10,7 @@ import numpy as np
 
 TRAIN, VAL, TEST = 0, 1, 2
 # the ratings of users held out entirely (`data.cold_users`): in no split, only the cold-start
-# protocol (`duorec.coldstart`) reads them
+# protocol (`duorec.eval.coldstart`) reads them
 COLD = 3
 # the ratings of movies held out entirely (`data.cold_movies`), by users not held out
 COLD_MOVIE = 4
