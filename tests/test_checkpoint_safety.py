@@ -143,12 +143,16 @@ def test_plain_recommend_refuses_the_newest_runs_checkpoint_in_one_line(
 
 
 def test_a_checkpoint_written_before_still_loads_and_predicts_the_same(tiny_cache: Path) -> None:
-    """tests/data/duo_tiny.ckpt, written before loads were weights-only, loads through every
-    path; its data is prepared again from the saved config and it predicts what it did."""
+    """tests/data/duo_tiny.ckpt, written before loads were weights-only (and so before
+    DuoModule's settings were grouped into DuoConfig), loads through every path; its data is prepared again from the saved config and it predicts
+    what it did."""
     assert refused_globals(TODAY) == []
     check_resume_checkpoint(str(TODAY))
     assert SafeCheckpointIO().load_checkpoint(TODAY)["epoch"] == 1
     model, dataset = load_checkpoint(TODAY, tiny_cache)
+    # its flat settings (written before DuoModule's settings were grouped) fill the groups
+    assert (model.config.towers.hidden, model.config.towers.out_dim) == (16, 8)
+    assert model.config.watch.watch_dim == 8 and model.config.ranking.rank_by == "score"
     expected = json.loads((DATA / "duo_tiny_predictions.json").read_text())
     assert (dataset.n_users, dataset.n_movies) == (expected["n_users"], expected["n_movies"])
     users_a, users_b, movies = (torch.tensor(expected[k]) for k in ("user_a", "user_b", "movie"))

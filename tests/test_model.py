@@ -311,3 +311,23 @@ def test_id_factors_learn_planted_user_by_movie_factors() -> None:
     )
     bias_rmse = float(np.sqrt(np.mean((bias.predict(user[test], movie[test]) - rating[test]) ** 2)))
     assert rmse < 0.6 * bias_rmse, (rmse, bias_rmse)
+
+
+def test_settings_are_grouped_and_round_trip_through_flat_keys() -> None:
+    """conf/model/duo.yaml's flat keys become the four config groups and come back unchanged
+    (what a checkpoint stores); a key that is no setting is named."""
+    from duorec.model.config import DuoConfig
+
+    flat = duo_kwargs()
+    flat.pop("rating_range")  # a size of the data, not a setting
+    config = DuoConfig.from_flat(flat)
+    assert config.towers.hidden == flat["hidden"] and config.ranking.rank_by == flat["rank_by"]
+    assert config.watch.watch_dim == flat["watch_dim"] and config.losses.target == flat["target"]
+    assert {k: v for k, v in config.flat().items() if k in flat} == flat
+    module = make_module()
+    stored = {k: module.hparams[k] for k in config.flat()}
+    assert DuoConfig.from_flat(stored) == module.config
+    with pytest.raises(TypeError, match="no setting hiden"):
+        DuoConfig.from_flat({**flat, "hiden": 3})
+    with pytest.raises(TypeError, match="Towers.*hidden"):
+        DuoConfig.from_flat({k: v for k, v in flat.items() if k != "hidden"})

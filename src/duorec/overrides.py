@@ -157,8 +157,10 @@ def _parameters(target: str) -> set[str] | None:
             return None
     names: set[str] = set()
     callables = [obj]
+    declared = None
     if inspect.ismethod(obj) and inspect.isclass(obj.__self__):
         callables.append(obj.__self__.__init__)  # from_dataset(**kwargs) -> cls(**kwargs)
+        declared = getattr(obj.__self__, "setting_keys", None)
     for fn in callables:
         try:
             params = inspect.signature(fn).parameters.values()
@@ -167,6 +169,8 @@ def _parameters(target: str) -> set[str] | None:
         names |= {p.name for p in params if p.kind is not p.VAR_KEYWORD}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             return names
+        if declared is not None:  # a class whose **settings takes exactly these (DuoModule)
+            return names | set(declared)
     return None  # every callable in the chain forwards **kwargs: anything may be taken
 
 

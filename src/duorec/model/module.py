@@ -27,6 +27,7 @@ from torch import nn
 from duorec.aggregate import aggregate_members
 from duorec.data.prepared import PreparedDataset
 from duorec.model.base import PairRatingModule, Rated
+from duorec.model.config import DuoConfig
 from duorec.model.cowatch import COWATCH_RULES, CoWatch, fit_cowatch
 from duorec.model.cowatch import describe as describe_cowatch
 from duorec.model.foldin import LR, STEPS, FoldIn, NewRatings, fold_duo, fold_in
@@ -39,6 +40,9 @@ from duorec.model.towers import MovieTower, TowerConfig, UserTower
 class DuoModule(PairRatingModule):
     """Predicts a pair's rating of a movie from two user towers' and one movie tower's output."""
 
+    #: the flat settings `**settings` takes (for checks of a command line's overrides)
+    setting_keys = DuoConfig.keys()
+
     def __init__(
         self,
         n_users: int,
@@ -50,80 +54,61 @@ class DuoModule(PairRatingModule):
         rating_range: tuple[float, float],
         n_history: int = 0,
         *,
-        embed_dim: int,
-        hidden: int,
-        layers: int,
-        out_dim: int,
-        fusion_hidden: int,
-        dropout: float,
-        use_ids: bool,
-        use_features: bool,
-        use_people: bool,
-        target: str,
-        pair_weight: float,
-        individual_weight: float,
-        use_history: bool,
-        watch_dim: int,
-        watch_weight: float,
-        watch_negatives: int,
-        watch_batch: int,
-        rank_by: str,
-        rank_rating_weight: float,
-        rank_pair_rule: str = "sum",
-        rank_shortlist: int | None = None,
-        cowatch: dict[str, Any] | None = None,
+        config: DuoConfig | None = None,
         n_cowatch: tuple[int, int] = (0, 0),
         cowatch_fit: dict[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        groups: bool = False,
-        id_factors: bool | str = False,
-        factor_l2: float = 0.0,
-        id_factor_dim: int | None = None,
-        history_rating: bool = False,
-        foldin_prior: float = 1.0,
+        **settings: Any,
     ):
-        # id_factors / factor_l2 default off: checkpoints written before them load unchanged
+        """The sizes come from the data (`from_dataset` reads them); everything else is a
+        `DuoConfig`, or its flat keys as conf/model/duo.yaml and checkpoints hold them
+        (`settings`). `n_cowatch`, `cowatch_fit`: the co-watch fit's sizes and record."""
+        config = config if config is not None else DuoConfig.from_flat(settings)
+        towers, losses, watch, ranking = config.towers, config.losses, config.watch, config.ranking
         super().__init__(
-            rating_range, target, pair_weight, individual_weight, optimizer, scheduler, factor_l2
+            rating_range,
+            losses.target,
+            losses.pair_weight,
+            losses.individual_weight,
+            optimizer,
+            scheduler,
+            losses.factor_l2,
         )
-        # the optimiser partials stay out of the checkpoint: it must load without Hydra objects
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        if rank_by not in RANK_BY:
-            raise ValueError(f"unknown rank_by {rank_by!r}: choose one of {RANK_BY}")
-        if rank_by != "rating" and not (watch_dim or cowatch or n_cowatch[1]):
-            raise ValueError(
-                f"rank_by={rank_by!r} needs a watch head: set model.cowatch or model.watch_dim > 0"
-            )
-        if rank_pair_rule not in COWATCH_RULES:
-            raise ValueError(
-                f"unknown rank_pair_rule {rank_pair_rule!r}: choose one of {COWATCH_RULES}"
-            )
-        factor_sides = ID_FACTORS.get(id_factors)
-        if factor_sides is None:
-            raise ValueError(
-                f"unknown id_factors {id_factors!r}: choose one of users, movies, both, none"
-            )
-        if id_factor_dim is not None and id_factor_dim < 1:
-            raise ValueError(
-                f"id_factor_dim must be >= 1 (or null for out_dim), got {id_factor_dim}"
-            )
-        if not foldin_prior > 0:
-            raise ValueError(f"foldin_prior must be > 0, got {foldin_prior}")
-        width = out_dim if id_factor_dim is None else min(id_factor_dim, out_dim)
+        self.config = config
+        # flat, plain values (the optimiser partials stay out): a checkpoint loads weights-only
+        # and without Hydra, and one written before the config groups loads the same way
+        sizes = dict(
+            n_users=n_users,
+            n_movies=n_movies,
+            n_user_features=n_user_features,
+            n_movie_features=n_movie_features,
+            n_people=n_people,
+            max_people=max_people,
+            rating_range=rating_range,
+            n_history=n_history,
+            n_cowatch=n_cowatch,
+            cowatch_fit=cowatch_fit,
+        )
+        self.save_hyperparameters({**sizes, **config.flat()}, logger=False)
+        check_settings(config, n_cowatch)
+        factor_sides = ID_FACTORS[towers.id_factors]
+        out_dim, watch_dim = towers.out_dim, watch.watch_dim
+        width = out_dim if towers.id_factor_dim is None else min(towers.id_factor_dim, out_dim)
         self.n_movies = n_movies
         self.rating_dim = out_dim + 1  # factors plus one bias (see fusion.individual)
         self.watch_dim = watch_dim
-        self.watch_weight = watch_weight
-        self.watch_negatives = watch_negatives
-        self.watch_batch = watch_batch
-        self.rank_by = rank_by
-        self.rank_rating_weight = rank_rating_weight
-        self.rank_pair_rule = rank_pair_rule
-        self.rank_shortlist = rank_shortlist
+        self.watch_weight = watch.watch_weight
+        self.watch_negatives = watch.watch_negatives
+        self.watch_batch = watch.watch_batch
+        # how a list is ordered; the weight and rule are re-chosen on validation after training
+        self.rank_by = ranking.rank_by
+        self.rank_rating_weight = ranking.rank_rating_weight
+        self.rank_pair_rule = ranking.rank_pair_rule
+        self.rank_shortlist = ranking.rank_shortlist
         # strength of fold-in's prior on a new person's ids, x the MAP ratio (duorec.model.foldin);
         # chosen on validation after training (duorec.eval.foldin_choice), like the rank weight
-        self.foldin_prior = foldin_prior
+        self.foldin_prior = ranking.foldin_prior
         # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
         self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None
         # the whole history (which movies, and how they were rated) feeds the watch factors;
@@ -131,10 +116,10 @@ class DuoModule(PairRatingModule):
         # (validation RMSE rose after two epochs on ml-latest-small), so the rating head may
         # read only its "watched" half (history_rating, below)
         # use_history: false turns every use of the bag off (watch and rating heads alike)
-        history_rating = history_rating and use_history
+        history_rating = watch.history_rating and watch.use_history
         self.history = (
-            HistoryBag(n_users, n_movies, n_history, embed_dim)
-            if use_history and (watch_dim or history_rating)
+            HistoryBag(n_users, n_movies, n_history, towers.embed_dim)
+            if watch.use_history and (watch_dim or history_rating)
             else None
         )
         self.history_to_watch = (
@@ -143,34 +128,35 @@ class DuoModule(PairRatingModule):
             else None
         )
         user = TowerConfig(
-            embed_dim,
-            hidden,
+            towers.embed_dim,
+            towers.hidden,
             out_dim + 1 + watch_dim,
-            layers,
-            dropout,
-            use_ids,
-            use_features,
+            towers.layers,
+            towers.dropout,
+            towers.use_ids,
+            towers.use_features,
             False,
             width if "users" in factor_sides else 0,
         )
         # the movie's watch factors come with their own bias (popularity)
         movie = TowerConfig(
-            embed_dim,
-            hidden,
+            towers.embed_dim,
+            towers.hidden,
             out_dim + 1 + watch_dim + (1 if watch_dim else 0),
-            layers,
-            dropout,
-            use_ids,
-            use_features,
-            use_people,
+            towers.layers,
+            towers.dropout,
+            towers.use_ids,
+            towers.use_features,
+            towers.use_people,
             width if "movies" in factor_sides else 0,
         )
         self.user_tower = UserTower(n_users, n_user_features, user)
         self.movie_tower = MovieTower(n_movies, n_movie_features, n_people, max_people, movie)
-        self.fusion = SymmetricFusion(fusion_hidden, 2, dropout, target)
+        head = (towers.fusion_hidden, 2, towers.dropout, losses.target)
+        self.fusion = SymmetricFusion(*head)
         # groups of 2..6 (data.group_sizes): a head of its own, built last and only then, so
         # a pairs-only model's parameters and random stream are exactly what they were
-        self.group_head = GroupFusion(fusion_hidden, 2, dropout, target) if groups else None
+        self.group_head = GroupFusion(*head) if losses.groups else None
         # SVD++'s implicit term: *which* movies a person rated (the "watched" half of the bag,
         # not how: the ratings half let the rating head memorise train ratings), added to the
         # rating factors and bias. Zero at the start and built last, so it begins as the model
@@ -552,6 +538,34 @@ def top_columns(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 RANK_BY = ("score", "rating", "watch")
+
+
+def check_settings(config: DuoConfig, n_cowatch: tuple[int, int]) -> None:
+    """ValueError naming a setting whose value no DuoModule can have."""
+    ranking, towers = config.ranking, config.towers
+    if ranking.rank_by not in RANK_BY:
+        raise ValueError(f"unknown rank_by {ranking.rank_by!r}: choose one of {RANK_BY}")
+    if ranking.rank_by != "rating" and not (
+        config.watch.watch_dim or ranking.cowatch or n_cowatch[1]
+    ):
+        raise ValueError(
+            f"rank_by={ranking.rank_by!r} needs a watch head: set model.cowatch or "
+            "model.watch_dim > 0"
+        )
+    if ranking.rank_pair_rule not in COWATCH_RULES:
+        raise ValueError(
+            f"unknown rank_pair_rule {ranking.rank_pair_rule!r}: choose one of {COWATCH_RULES}"
+        )
+    if towers.id_factors not in ID_FACTORS:
+        raise ValueError(
+            f"unknown id_factors {towers.id_factors!r}: choose one of users, movies, both, none"
+        )
+    if towers.id_factor_dim is not None and towers.id_factor_dim < 1:
+        raise ValueError(
+            f"id_factor_dim must be >= 1 (or null for out_dim), got {towers.id_factor_dim}"
+        )
+    if not ranking.foldin_prior > 0:
+        raise ValueError(f"foldin_prior must be > 0, got {ranking.foldin_prior}")
 # which towers get free id factors (towers.add_id_factors); a bool is "both" or "none"
 ID_FACTORS: dict[bool | str, tuple[str, ...]] = {
     "none": (),
