@@ -51,7 +51,7 @@ import copy
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -63,10 +63,6 @@ from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule
 from duorec.model.fusion import individual
 from duorec.model.towers import add_id_factors
-
-if TYPE_CHECKING:
-    from duorec.model.factorization import FactorizationModule
-    from duorec.model.module import DuoModule
 
 # residual variance on the scaled axis assumed by the prior: (0.9 stars / 4.5 stars)^2, the
 # order of a good model's individual RMSE on MovieLens
@@ -183,13 +179,13 @@ def _prior_weight(trained: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
 
 
 def fold_duo(
-    model: DuoModule,
+    model: PairRatingModule,  # a DuoModule
     dataset: PreparedDataset,
     people: Sequence[NewRatings],
     steps: int,
     lr: float,
     prior: float,
-) -> DuoModule:
+) -> PairRatingModule:
     n_old, n_new = dataset.n_users, len(people)
     person = np.repeat(np.arange(n_new), [len(p.movies) for p in people])
     movie = np.concatenate([np.asarray(p.movies, dtype=np.int64) for p in people])
@@ -220,7 +216,7 @@ def fold_duo(
     return clone
 
 
-def _extend_history(clone: DuoModule, people: Sequence[NewRatings]) -> None:
+def _extend_history(clone: PairRatingModule, people: Sequence[NewRatings]) -> None:
     """Append each person's bag: rated movies centred on their mean, watched-only at 0.
 
     Newest first and at most as long as the longest training bag (training keeps each
@@ -250,7 +246,7 @@ def _extend_history(clone: DuoModule, people: Sequence[NewRatings]) -> None:
     bag.centred = torch.cat([bag.centred, torch.from_numpy(np.concatenate(rows_centred))])
 
 
-def _extend_cowatch(clone: DuoModule, people: Sequence[NewRatings]) -> None:
+def _extend_cowatch(clone: PairRatingModule, people: Sequence[NewRatings]) -> None:
     """Append each person's rated and watched movies to the co-watch histories: EASE scores
     any set of movies, so this is its whole fold-in."""
     cowatch = clone.cowatch
@@ -265,7 +261,7 @@ def _extend_cowatch(clone: DuoModule, people: Sequence[NewRatings]) -> None:
 
 
 def _fit_ids(
-    clone: DuoModule,
+    clone: PairRatingModule,
     users: torch.Tensor,
     person: np.ndarray,
     movie: np.ndarray,
@@ -360,8 +356,8 @@ def _fit_ids(
 
 
 def fold_factorization(
-    model: FactorizationModule, people: Sequence[NewRatings], prior: float = 1.0
-) -> FactorizationModule:
+    model: PairRatingModule, people: Sequence[NewRatings], prior: float = 1.0
+) -> PairRatingModule:
     """Each person's row: ridge regression on the frozen movie factors (closed form)."""
     clone = shared_copy(model)
     rows = []
