@@ -66,7 +66,7 @@ def movie_matrix(model: PairRatingModule) -> torch.Tensor:
     Same values, two memory layouts: `score_grid` multiplies by `movie_vectors[:, :-1].T`,
     which is then a contiguous [dim, movies] matrix (~8% faster per pair on one CPU thread),
     and a shortlist gathers whole rows of the other (the price: 22 MB more at 87k movies).
-    Pass it as `movie_vectors` to recommend repeatedly without running the tower again.
+    A `Recommender` holds it, so the tower runs once, not once per recommendation.
     """
     if model.training:  # dropout off; skipped when already so (it walks every submodule)
         model.eval()
@@ -79,10 +79,10 @@ def user_matrix(
     """Every person's rating vector [index.n_users, dim + 1]: the user tower (history bag
     included) run once over everyone, as `movie_matrix` runs the movie tower.
 
-    Pass it as `user_vectors` to recommend repeatedly without running the tower per call, the
-    way a service holds both towers' outputs: a tenth of a recommendation over 87k movies
-    (benchmarks/README.md). Rows follow `index` (people folded in with `with_people` come
-    after the data set's users), so build it from the index the calls use.
+    What `Recommender(..., hold_users=True)` holds, so the tower does not run per call (a
+    tenth of a recommendation over 87k movies, benchmarks/README.md). Rows follow `index`
+    (people folded in with `with_people` come after the data set's users), so build it from
+    the index the calls use.
     """
     if model.training:
         model.eval()
@@ -92,14 +92,6 @@ def user_matrix(
             model.user_vectors(ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)
         ]
     return torch.cat(parts)
-
-
-def check_user_vectors(user_vectors: torch.Tensor | None, index: ServingIndex) -> None:
-    if user_vectors is not None and len(user_vectors) != index.n_users:
-        raise UsageError(
-            f"user_vectors has {len(user_vectors)} rows but the index has {index.n_users} "
-            "people: pass user_matrix(model, index) of this model and index"
-        )
 
 
 class ModelScores:
