@@ -599,3 +599,34 @@ def test_cli_pairs_file_with_a_wrong_column(
         f"output={tmp_path / 'o.csv'}",
     )
     assert_one_line_error(proc, str(pairs), "missing column user_b")
+
+
+def test_least_misery_orders_a_pair_by_its_least_happy_person(loaded, index) -> None:
+    """aggregate=min ranks a pair by the lower of the two people's co-watch percentiles plus
+    the weight times the lower predicted rating (each pick's `score`), not only shows the
+    min beside the mean's order: the list differs from the mean's for some pair."""
+    model, dataset = loaded
+    assert model.cowatch is not None and model.rank_by == "score"
+    rec = Recommender(model, dataset, index)
+    movies, differs = model.encode_movies(), 0
+    for a, b in PAIRS:
+        mean = rec.pair(a, b, k=6, reasons=False)
+        least = rec.pair(a, b, k=6, aggregate="min", reasons=False)
+        differs += mean["movieId"].tolist() != least["movieId"].tolist()
+        members = torch.as_tensor(index.user_indices(np.array([[a, b]])))
+        with torch.no_grad():
+            lowest = model.cowatch.member_percentiles(members).amin(0)[0].numpy()
+            rating = model.group_grid(members, movies)[1][0].amin(-1).numpy()  # scaled
+        key = lowest + model.rank_rating_weight * rating
+        columns = pd.Index(dataset.catalog["movieId"]).get_indexer(least["movieId"])
+        np.testing.assert_allclose(least["score"], key[columns], rtol=1e-5, atol=1e-6)
+        assert np.all(np.diff(least["score"]) <= 0)
+        np.testing.assert_array_equal(
+            least["pair_rating"], np.minimum(least["rating_a"], least["rating_b"])
+        )
+        unseen = np.setdiff1d(
+            np.arange(dataset.n_movies),
+            np.flatnonzero(dataset.catalog["movieId"].isin(seen(dataset, a, b)).to_numpy()),
+        )
+        assert key[columns].min() >= np.sort(key[unseen])[-6] - 1e-6  # the best six unseen
+    assert differs > 0
