@@ -144,8 +144,8 @@ def test_plain_recommend_refuses_the_newest_runs_checkpoint_in_one_line(
 
 def test_a_checkpoint_written_before_still_loads_and_predicts_the_same(tiny_cache: Path) -> None:
     """tests/data/duo_tiny.ckpt, written before loads were weights-only (and so before
-    DuoModule's settings were grouped into DuoConfig), loads through every path; its data is prepared again from the saved config and it predicts
-    what it did."""
+    DuoModule's settings were grouped into DuoConfig), loads through every path; its data is
+    prepared again from the saved config and it predicts what it did."""
     assert refused_globals(TODAY) == []
     check_resume_checkpoint(str(TODAY))
     assert SafeCheckpointIO().load_checkpoint(TODAY)["epoch"] == 1

@@ -97,6 +97,8 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
     diversity = result.get("test", {}).get("diversity")
     if diversity:
         console.print(diversity_table(diversity))
+    if result.get("known_people"):
+        console.print(known_people_table(result["known_people"]))
     if result.get("cold_start", {}).get("protocol"):
         console.print(cold_start_table(result["cold_start"]))
     for line in cold_start_ci_lines(result.get("cold_start", {})):
@@ -107,6 +109,24 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
             f"best achievable pair RMSE (synthetic noise floor): "
             f"{oracle['pair_rmse']:.4f}; model / floor = {oracle['model_ratio']:.3f}"
         )
+
+
+KNOWN_COLUMNS = ("pair_rmse", "ndcg@10", "recall@10")
+
+
+def known_people_table(known: dict[str, Any]) -> Table:
+    """Temporal split: known people (>= min_ratings before test) apart from newcomers."""
+    table = Table(title=f"known people (>= {known.get('min_ratings')} ratings before test)")
+    for column in ("group", "model", "triples", "pairs", *KNOWN_COLUMNS):
+        table.add_column(column, justify="left" if column in ("group", "model") else "right")
+    for group in ("known", "newcomers"):
+        block = known.get(group, {})
+        rows = {"model": block.get("model", {}), **block.get("baselines", {})}
+        counts = (str(block.get("n_triples")), str(block.get("n_pairs")))
+        for name, metrics in rows.items():
+            shown = counts if name == "model" else ("", "")  # once per group
+            table.add_row(group, name, *shown, *(_fmt(metrics.get(c)) for c in KNOWN_COLUMNS))
+    return table
 
 
 COLD_COLUMNS = ("pair_rmse", "pair_rmse_cold_cold", "pair_rmse_cold_known", "ndcg@10", "recall@10")

@@ -231,6 +231,7 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("eval.targets", Allowed("a list of mean, min, max", lambda v: _subset(v, AGGREGATES)), ALL),
     ("eval.relevance_threshold", number(0), ALL),
     ("eval.test_history", one_of("auto", "train", "train_val"), ALL),
+    ("eval.known_min_ratings", POSITIVE, ALL),
     ("k", POSITIVE, ("recommend",)),
     ("aggregate", one_of(*AGGREGATES), ("recommend",)),
     ("rank_by", one_of(None, *RANK_BY), ("recommend",)),

@@ -9,13 +9,15 @@ baselines, each person's history at test time):
   paired-bootstrap interval on its difference from the best one;
 * ranking: NDCG / Recall / HitRate@k over unseen movies for a seeded sample of test pairs,
   beside the rating and ranking baselines (tuned on validation);
+* known people: under the temporal split, pairs and ranking again for pairs of known people
+  apart from newcomers (`duorec.eval.known`);
 * groups: the same for groups of `eval.group_sizes` (`duorec.eval.groups`);
 * cold start: people the model never saw, folded in from their first ratings
   (`duorec.eval.coldstart`).
 
-Pairs and ranking read each person's history before the test period (`duorec.eval.history`);
-groups and cold start keep their own protocols, on the train history. Every number in
-metrics.json comes from `duorec.metrics`.
+Pairs, ranking and known people read each person's history before the test period
+(`duorec.eval.history`); groups and cold start keep their own protocols, on the train history.
+Every number in metrics.json comes from `duorec.metrics`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from duorec.eval.coldstart import cold_start, reveal_settings
 from duorec.eval.fitting import TunedRanker, fit_baselines, fit_rankers
 from duorec.eval.groups import group_section
 from duorec.eval.history import at_test_time, history_at_test, split_arrays
+from duorec.eval.known import known_people
 from duorec.eval.ranking import movie_similarity_space, rank_everyone
 from duorec.eval.scoring import best_difference, memoized, model_pair_scorer, predict_triples
 from duorec.metrics import pair_target, regression_metrics
 from duorec.model.base import PairRatingModule
 from duorec.model.ranking_baselines import PAIR_RULES, period_start
 from duorec.model.rating_baselines import RatingBaseline
+from duorec.topk import PairScoreFn
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Evaluation:
     baselines: dict[str, RatingBaseline]  # fitted on train
     history: dict[str, np.ndarray] = field(default_factory=dict)  # each person's, at test
     rankers: dict[str, TunedRanker] = field(default_factory=dict)  # tuned by `ranking`
+    # the ranking scorers at test time (model, rating and ranking baselines), set by `ranking`
+    scorers: dict[str, PairScoreFn] = field(default_factory=dict)
 
 
 def pairs(ev: Evaluation, result: dict[str, Any]) -> None:
@@ -92,9 +98,7 @@ def ranking(ev: Evaluation, result: dict[str, Any]) -> None:
         opts.get("rankers") or {}, ev.train, val, ds.n_users, ds.n_movies, opts
     )
     result["ranker_settings"] = {name: tuned.describe() for name, tuned in ev.rankers.items()}
-    # the model's lists are ranked five times (plain, long tail, three diversities): its grids
-    # are computed once
-    scorers = {"model": memoized(model_pair_scorer(model))}
+    scorers = {"model": model_pair_scorer(model)}
     scorers.update(
         {n: b.pair_score_fn("mean") for n, b in ev.baselines.items() if n != "global_mean"}
     )
@@ -103,8 +107,11 @@ def ranking(ev: Evaluation, result: dict[str, Any]) -> None:
         ranker = at_test_time(tuned.model, ev.train, ev.history, asked)
         for rule in PAIR_RULES:
             scorers[f"{name}_{rule}"] = ranker.pair_score_fn(rule)
+    ev.scorers = scorers
+    # the model's lists are ranked five times (plain, long tail, three diversities): its grids
+    # are computed once (and forgotten after this section)
     ranked = rank_everyone(
-        scorers,
+        {**scorers, "model": memoized(scorers["model"])},
         ev.triples,
         ev.history,
         ds.n_users,
@@ -119,6 +126,15 @@ def ranking(ev: Evaluation, result: dict[str, Any]) -> None:
             result["baselines"].setdefault(name, {}).update(summary)
         ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
         result["ci"][f"ndcg@{opts['k']}"] = best_difference(per_pair, ndcg, opts, "mean", True)
+
+
+def known(ev: Evaluation, result: dict[str, Any]) -> None:
+    """Under the temporal split, pairs and ranking for known people apart from newcomers
+    (`duorec.eval.known`); nothing under the other splits."""
+    model, ds = ev.model, ev.datamodule.dataset
+    result.update(
+        known_people(model, ds, ev.triples, ev.history, ev.baselines, ev.scorers, ev.opts)
+    )
 
 
 def groups(ev: Evaluation, result: dict[str, Any]) -> None:
@@ -136,6 +152,7 @@ Section = Callable[[Evaluation, dict[str, Any]], None]
 SECTIONS: tuple[tuple[Section, bool], ...] = (
     (pairs, True),
     (ranking, True),
+    (known, True),
     (groups, False),
     (cold, False),
 )

@@ -1,0 +1,133 @@
+"""Known people apart from newcomers, under the `temporal` split (docs/protocol.md, "Time").
+
+One date cut for everyone leaves most test pairs holding someone with no history at all, so
+the test's headline numbers are mostly a cold-start test. This section reports the same
+numbers twice: for `known` test pairs (both people have at least `eval.known_min_ratings`
+ratings in their history before the test period, train + validation by default) and for
+the rest, `newcomers`.
+
+Newcomers are scored as the model and the baselines score every test pair: from whatever
+history they have at test time (their validation ratings, if any). Nobody is folded in as in
+the cold-start protocol (`duorec.eval.coldstart`).
+
+Pair RMSE is that of the `pairs` section (the model's own target, the rating baselines but
+popularity); NDCG / Recall@k that of the `ranking` section (the same scorers, on each group's
+own seeded sample of pairs); each beside the best baseline with a paired-bootstrap interval.
+Other splits get nothing: under `chrono` every test person is known, under `random` time
+plays no part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from duorec.data.pairs import Triples
+from duorec.eval.ranking import rank_everyone
+from duorec.eval.scoring import best_difference, memoized, predict_triples
+from duorec.metrics import pair_target, regression_metrics
+from duorec.model.base import PairRatingModule
+from duorec.model.rating_baselines import RatingBaseline
+from duorec.topk import PairScoreFn
+
+GROUPS = ("known", "newcomers")
+
+
+def split_method(manifest: Mapping[str, Any]) -> str | None:
+    """The prepared data's split method (as `duorec.eval.history.history_splits` reads it)."""
+    return (manifest.get("settings", {}).get("split") or {}).get("method")
+
+
+def known_pairs(
+    triples: Triples, history_users: np.ndarray, n_users: int, min_ratings: int
+) -> np.ndarray:
+    """Whether both people of each triple have >= `min_ratings` ratings in the history."""
+    counts = np.bincount(np.asarray(history_users, dtype=np.int64), minlength=n_users)
+    return (counts[triples.user_a] >= min_ratings) & (counts[triples.user_b] >= min_ratings)
+
+
+def known_people(
+    model: PairRatingModule,
+    ds: Any,
+    triples: Triples,
+    history: Mapping[str, np.ndarray],
+    baselines: Mapping[str, RatingBaseline],
+    scorers: Mapping[str, PairScoreFn],
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """{"known_people": ...} for a temporal split, {} for any other (metrics.json unchanged).
+
+    `history` is each person's history at test time (what the model reads inside
+    `history_at_test`), `scorers` the `ranking` section's (model and baselines; none: no
+    ranking numbers).
+    """
+    if split_method(ds.manifest) != "temporal":
+        return {}
+    min_ratings = int(opts.get("known_min_ratings", 5))
+    known = known_pairs(triples, history["user"], ds.n_users, min_ratings)
+    section: dict[str, Any] = {"min_ratings": min_ratings}
+    for name, mask in zip(GROUPS, (known, ~known), strict=True):
+        group = triples.take(np.flatnonzero(mask))
+        section[name] = group_metrics(model, ds, group, history, baselines, scorers, opts)
+    return {"known_people": section}
+
+
+def group_metrics(
+    model: PairRatingModule,
+    ds: Any,
+    triples: Triples,
+    history: Mapping[str, np.ndarray],
+    baselines: Mapping[str, RatingBaseline],
+    scorers: Mapping[str, PairScoreFn],
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Counts, pair RMSE and NDCG / Recall@k of the model and its baselines on `triples`."""
+    ordered = triples.ordered()
+    out: dict[str, Any] = {
+        "n_triples": len(triples),
+        "n_pairs": len(np.unique(np.stack([ordered.user_a, ordered.user_b], 1), axis=0)),
+        "n_ranked_pairs": 0,
+        "model": {},
+        "baselines": {},
+        "ci": {},
+    }
+    if len(triples) == 0:
+        return out
+    how = model.target
+    truth = pair_target(triples.rating_a, triples.rating_b, how)
+    prediction = predict_triples(model, triples)[0]
+    errors = {"model": prediction - truth}
+    rmse = {"model": regression_metrics(prediction, truth, ds.rating_range)["pair_rmse"]}
+    for name, baseline in baselines.items():
+        if name == "popularity":
+            continue
+        guess = baseline.predict_pair(triples.user_a, triples.user_b, triples.movie, how)
+        errors[name] = guess - truth
+        rmse[name] = regression_metrics(guess, truth, ds.rating_range)["pair_rmse"]
+    for name, value in rmse.items():
+        _row(out, name)["pair_rmse"] = value
+    out["ci"]["pair_rmse"] = best_difference(errors, rmse, opts, "rmse", False)
+
+    if "model" not in scorers:
+        return out
+    # the model's grids are computed once for its plain and long-tail lists
+    scorers = {**scorers, "model": memoized(scorers["model"])}
+    ranked = rank_everyone(scorers, triples, history, ds.n_users, ds.n_movies, opts)
+    if not ranked:
+        return out
+    per_pair = ranked.pop("_per_pair")
+    k = int(opts["k"])
+    out["n_ranked_pairs"] = ranked["model"]["n_ranked_pairs"]
+    for name, summary in ranked.items():
+        row = _row(out, name)
+        row[f"ndcg@{k}"] = summary[f"ndcg@{k}"]
+        row[f"recall@{k}"] = summary[f"recall@{k}"]
+    ndcg = {name: float(values.mean()) for name, values in per_pair.items()}
+    out["ci"][f"ndcg@{k}"] = best_difference(per_pair, ndcg, opts, "mean", True)
+    return out
+
+
+def _row(out: dict[str, Any], name: str) -> dict[str, Any]:
+    return out["model"] if name == "model" else out["baselines"].setdefault(name, {})
