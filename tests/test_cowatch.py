@@ -180,3 +180,26 @@ def test_the_shortlist_scores_the_same_top_movies_exactly(target: str) -> None:
     kept, unseen = torch.isfinite(within), ~seen[:, candidates]
     assert ((kept & unseen).sum(1) == unseen.sum(1).clamp(max=8)).all()  # unseen ones first
     torch.testing.assert_close(within[kept], full[:, candidates][kept])
+
+
+def test_candidate_percentile_is_the_average_rank_among_unseen_movies() -> None:
+    """Hand-computed: unseen scores [3, 1, 1, 5] (one seen movie) rank 3, 1.5, 1.5, 4 of 4;
+    and on random rows with many ties it equals the rank a full sort by searching gives."""
+    from duorec.model.cowatch import candidate_percentile
+
+    scores = torch.tensor([[3.0, 1.0, 9.0, 1.0, 5.0]])
+    seen = torch.tensor([[False, False, True, False, False]])
+    got = candidate_percentile(scores, seen)
+    torch.testing.assert_close(got, torch.tensor([[0.75, 0.375, 0.0, 0.375, 1.0]]))
+    torch.manual_seed(0)
+    scores = torch.randn(3, 500)
+    scores[:, :200] = 0.0  # ties, as movies no history points at
+    seen = torch.rand(3, 500) < 0.1
+    masked = scores.masked_fill(seen, float("-inf"))
+    ordered = masked.sort(dim=1).values.contiguous()
+    below = torch.searchsorted(ordered, masked.contiguous(), right=False)
+    at_or_below = torch.searchsorted(ordered, masked.contiguous(), right=True)
+    n_seen = seen.sum(dim=1, keepdim=True)
+    rank = (below + at_or_below + 1).double() / 2 - n_seen
+    want = torch.where(seen, 0.0, rank / (500 - n_seen)).float()
+    assert torch.equal(candidate_percentile(scores, seen), want)

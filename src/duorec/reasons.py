@@ -47,6 +47,20 @@ class Rater:
     ratings: np.ndarray
 
 
+@dataclass
+class Liking:
+    """What reasons read of one rater, computed once (`Explainer.liking`): the movies they
+    liked, best first; their genre tastes; and per role (directors, cast) each name's first
+    two liked movies, so naming a shared director is a lookup, not a scan of every liked
+    movie for every name of every pick. A service keeps the likings of the data set's people
+    it has seen."""
+
+    rater: Rater
+    liked: np.ndarray
+    tastes: np.ndarray
+    by_name: list[dict[str, list[int]]]
+
+
 def display_title(title: str) -> str:
     """'Matrix, The' -> 'The Matrix'; alternates in parentheses dropped."""
     name, _ = split_title_year(str(title))
@@ -99,16 +113,32 @@ class Explainer:
         residual = ratings - ratings.mean()
         return (in_genre * residual[:, None]).sum(0) / (in_genre.sum(0) + SHRINK)
 
-    def explain(self, movies: Sequence[int] | np.ndarray, raters: Sequence[Rater]) -> list[str]:
-        """One line per movie in `movies`, for the people in `raters`."""
-        liked = [self.liked(r) for r in raters]
-        tastes = np.stack([self.tastes(r) for r in raters])
-        return [self._line(int(m), raters, liked, tastes) for m in movies]
+    def liking(self, rater: Rater) -> Liking:
+        """`rater` as reasons read them (`Liking`)."""
+        liked = self.liked(rater)
+        by_name: list[dict[str, list[int]]] = []
+        for names in self.names:
+            first: dict[str, list[int]] = {}
+            for movie in liked.tolist():
+                for name in names[movie]:
+                    seen = first.setdefault(name, [])
+                    if len(seen) < 2 and movie not in seen:  # one may be the pick itself
+                        seen.append(movie)
+            by_name.append(first)
+        return Liking(rater, liked, self.tastes(rater), by_name)
 
-    def _line(
-        self, movie: int, raters: Sequence[Rater], liked: list[np.ndarray], tastes: np.ndarray
-    ) -> str:
-        named, covered = self._people(movie, raters, liked)
+    def explain(
+        self, movies: Sequence[int] | np.ndarray, raters: Sequence[Rater | Liking]
+    ) -> list[str]:
+        """One line per movie in `movies`, for the people in `raters` (or their likings)."""
+        likings = [r if isinstance(r, Liking) else self.liking(r) for r in raters]
+        tastes = np.stack([liking.tastes for liking in likings])
+        return [self._line(int(m), likings, tastes) for m in movies]
+
+    def _line(self, movie: int, likings: Sequence[Liking], tastes: np.ndarray) -> str:
+        raters = [liking.rater for liking in likings]
+        liked = [liking.liked for liking in likings]
+        named, covered = self._people(movie, likings)
         others = [i for i in range(len(raters)) if i not in covered]
         parts = [
             named,
@@ -125,25 +155,23 @@ class Explainer:
         line = "; ".join(p for p in parts if p)
         return line or "the model's pick: little in common with what you rated"
 
-    def _people(
-        self, movie: int, raters: Sequence[Rater], liked: list[np.ndarray]
-    ) -> tuple[str, set[int]]:
+    def _people(self, movie: int, likings: Sequence[Liking]) -> tuple[str, set[int]]:
         """('name: who liked what', the raters it speaks for): the movie's director or cast
-        member found in the most raters' liked movies (directors first, then billing)."""
+        member found in the most raters' liked movies (directors first, then billing), each
+        rater's best-liked movie with that name other than this one."""
         best: tuple[str, set[int]] = ("", set())
         for role, names in enumerate(self.names):
             for name in names[movie]:
                 hits, covered = [], set()
-                for i, (rater, mine) in enumerate(zip(raters, liked, strict=True)):
-                    shared = next(
-                        (m for m in mine if m != movie and name in self.names[role][m]), None
-                    )
+                for i, liking in enumerate(likings):
+                    found = liking.by_name[role].get(name, ())
+                    shared = next((m for m in found if m != movie), None)
                     if shared is not None:
-                        hits.append(f"{rater.label} liked {self.titles[shared]}")
+                        hits.append(f"{liking.rater.label} liked {self.titles[shared]}")
                         covered.add(i)
                 if len(covered) > len(best[1]):
                     best = (f"{name}: {', '.join(hits)}", covered)
-            if len(best[1]) == len(raters):
+            if len(best[1]) == len(likings):
                 break
         return best
 

@@ -254,6 +254,7 @@ class PairRatingModule(L.LightningModule):
         candidates: torch.Tensor | None = None,
         user_vectors: tuple[torch.Tensor, torch.Tensor] | None = None,
         aggregate: str | None = None,
+        rating: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Rated | None]:
         """[B, M] ranking scores of B pairs or groups (`members` [B, k], k = 2..6), and the
         ratings predicted on the way for a few movies per pair (a shortlist), None when it
@@ -270,7 +271,9 @@ class PairRatingModule(L.LightningModule):
         misery) and `max` (most pleasure) combine the members' ratings AND their "would
         watch" scores by that rule, so the least (most) happy member decides the order.
         `watch_vectors`: `encode_watch()` restricted to the same `candidates` as
-        `movie_vectors`; `user_vectors`: a pair's `pair_user_vectors`, computed once.
+        `movie_vectors`; `user_vectors`: a pair's `pair_user_vectors`, computed once;
+        `rating`: `rating_grid(members, movie_vectors, user_vectors, aggregate)` when the caller
+        already has it (a group's shown ratings come from the same grid).
         """
         rank_by = rank_by or self.rank_by
         how = aggregate or self.target
@@ -279,16 +282,15 @@ class PairRatingModule(L.LightningModule):
             if rank_by == "rating"
             else self.watch_scores(members, watch_vectors, candidates, how)
         )
-        if watch is None:
-            return self.rating_grid(members, movie_vectors, user_vectors, how), None
-        if rank_by == "watch":
+        if watch is not None and rank_by == "watch":
             return watch, None
-        short = self.shortlisted(members, movie_vectors, watch, candidates, user_vectors, how)
-        if short is not None:
-            return short
-        return self.rank_score(
-            watch, self.rating_grid(members, movie_vectors, user_vectors, how)
-        ), None
+        if watch is not None:
+            short = self.shortlisted(members, movie_vectors, watch, candidates, user_vectors, how)
+            if short is not None:
+                return short
+        if rating is None:
+            rating = self.rating_grid(members, movie_vectors, user_vectors, how)
+        return (rating if watch is None else self.rank_score(watch, rating)), None
 
     @torch.no_grad()
     def rating_grid(

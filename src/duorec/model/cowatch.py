@@ -222,14 +222,27 @@ class CoWatch(nn.Module):
 
 def candidate_percentile(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     """Per row, the share of the person's unseen movies scored at or below each movie (ties
-    at their average rank; the best unseen movie gets 1). Seen movies get 0."""
+    at their average rank; the best unseen movie gets 1). Seen movies get 0.
+
+    One sort per row; each value's tie run (how many are below it, how many at or below) is
+    read off the sorted row by a running max / min, then scattered back: half the time of
+    searching the sorted row for every value twice, with the same integers, so the same
+    bits (a service ranks a group through this for every member).
+    """
     masked = scores.masked_fill(seen, float("-inf"))
-    ordered = masked.sort(dim=1).values.contiguous()
-    below = torch.searchsorted(ordered, masked.contiguous(), right=False)
-    at_or_below = torch.searchsorted(ordered, masked.contiguous(), right=True)
+    ordered, order = masked.sort(dim=1)
+    n = ordered.shape[1]
+    position = torch.arange(n, device=scores.device).expand_as(ordered)
+    starts = torch.ones_like(ordered, dtype=torch.bool)  # first of its tie run
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)  # last of its tie run
+    ends[:, :-1] = starts[:, 1:]
+    below = torch.where(starts, position, 0).cummax(dim=1).values
+    at_or_below = torch.where(ends, position + 1, n).flip(1).cummin(dim=1).values.flip(1)
     n_seen = seen.sum(dim=1, keepdim=True)
     n_unseen = (scores.shape[1] - n_seen).clamp(min=1)
-    rank = (below + at_or_below + 1).double() / 2 - n_seen  # average 1-based rank among unseen
+    average = (below + at_or_below + 1).double() / 2  # 1-based rank among everything
+    rank = torch.empty_like(average).scatter_(1, order, average) - n_seen  # among unseen
     return torch.where(seen, 0.0, rank / n_unseen).float()
 
 

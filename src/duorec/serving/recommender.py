@@ -42,7 +42,7 @@ from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule
 from duorec.model.foldin import NewRatings
 from duorec.model.fusion import with_rows
-from duorec.reasons import Explainer, Rater
+from duorec.reasons import Explainer, Liking, Rater
 from duorec.serving.frames import (
     BATCH_COLUMNS,
     GROUP_COLUMNS,
@@ -102,6 +102,7 @@ class Recommender:
         # every person's rating vector, once (`user_matrix`): a tenth of a pair's time over
         # 87k movies (benchmarks/README.md); off by default, the towers then run per call
         self.user_vectors = user_matrix(model, self.index) if hold_users else None
+        self._likings: dict[int, Liking] = {}  # user id -> what their reasons read, once
 
     @classmethod
     def load(
@@ -264,7 +265,7 @@ class Recommender:
         else:
             frame = served._group(np.asarray(members), labels, k, how, rank_by, filters)
         if reasons:
-            raters = [self._rater(i) for i in ids]
+            raters: list[Rater | Liking] = [self._rater(i) for i in ids]
             raters += [
                 Rater(str(label), p.movies, p.ratings)
                 for label, p in zip(labels[len(ids) :], people, strict=True)
@@ -450,18 +451,24 @@ class Recommender:
     def _ratings_by_user(self) -> dict[int, np.ndarray]:
         return self.dataset.ratings.groupby("user").indices
 
-    def _rater(self, user_id: int) -> Rater:
-        """A data set user as a Rater: every rating they gave, whatever the split."""
-        user = int(self.index.user_indices(np.array([user_id], dtype=np.int64))[0])
-        mine = self.dataset.ratings.iloc[self._ratings_by_user.get(user, [])]
-        return Rater(
-            f"user {user_id}", mine["movie"].to_numpy(np.int64), mine["rating"].to_numpy(np.float64)
-        )
+    def _rater(self, user_id: int) -> Liking:
+        """A data set user as reasons read them: every rating they gave, whatever the split;
+        kept, so a person asked about again costs a lookup (the data set does not change)."""
+        if user_id not in self._likings:
+            user = int(self.index.user_indices(np.array([user_id], dtype=np.int64))[0])
+            mine = self.dataset.ratings.iloc[self._ratings_by_user.get(user, [])]
+            rater = Rater(
+                f"user {user_id}",
+                mine["movie"].to_numpy(np.int64),
+                mine["rating"].to_numpy(np.float64),
+            )
+            self._likings[user_id] = self.explainer.liking(rater)
+        return self._likings[user_id]
 
     def _movie_indices(self, frame: pd.DataFrame) -> np.ndarray:
         return self.index.movie_lookup_array(frame["movieId"].to_numpy())
 
-    def _explain(self, frame: pd.DataFrame, raters: list[Rater]) -> pd.DataFrame:
+    def _explain(self, frame: pd.DataFrame, raters: list[Rater | Liking]) -> pd.DataFrame:
         """The frame with a `reason` column for these people (`duorec.reasons`)."""
         frame = frame.copy()
         frame["reason"] = self.explainer.explain(self._movie_indices(frame), raters)
@@ -469,18 +476,12 @@ class Recommender:
 
     def _explain_pairs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A batch frame with a `reason` column: each pair's picks explained from its two
-        people's ratings, as `pair` does; each person's rater built once."""
+        people's ratings, as `pair` does (each person's liking built once, `_rater`)."""
         movies = self._movie_indices(frame)
-        raters: dict[int, Rater] = {}
-
-        def rater(user_id: int) -> Rater:
-            if user_id not in raters:
-                raters[user_id] = self._rater(user_id)
-            return raters[user_id]
-
         reasons = np.empty(len(frame), dtype=object)
         for (a, b), rows in frame.groupby(["user_a", "user_b"], sort=False).indices.items():
-            reasons[rows] = self.explainer.explain(movies[rows], [rater(int(a)), rater(int(b))])
+            people = [self._rater(int(a)), self._rater(int(b))]
+            reasons[rows] = self.explainer.explain(movies[rows], people)
         frame = frame.copy()
         frame["reason"] = reasons
         return frame

@@ -339,8 +339,11 @@ def best_for_group(
     if rank_by == "rating":
         unclamped = head[0] if own_head else aggregate_members(raw[0].double(), how)
         key = shown.astype(np.float64) + 1e-9 * np.tanh(unclamped.double().cpu().numpy())
-    else:
-        grid = model.rank_grid(group, movie_vectors, watch_vectors, rank_by, aggregate=how)
+    else:  # the rating part of the key is the grid just computed, not a second one
+        rating = head if own_head else aggregate_members(raw, how)
+        grid, _ = model.rank_and_rate(
+            group, movie_vectors, watch_vectors, rank_by, aggregate=how, rating=rating
+        )
         key = grid[0].double().cpu().numpy()
     top = top_k_unseen_groups(key[None], group.numpy(), index.seen, k, allowed)
     found = top.movie[0] >= 0
