@@ -10,6 +10,7 @@ a model picked by "newest run" is never a surprise. Bound to 127.0.0.1 unless to
 from __future__ import annotations
 
 import functools
+import gc
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -85,6 +86,12 @@ def serve(cfg: DictConfig) -> None:
         announce=lambda line: print(line, flush=True),  # the first line, before loading
     )
     app = create_app(recommender, limits, options)
+    # Everything loaded so far (the data set's frames, the catalogue's names and titles,
+    # millions of objects) lives as long as the process: frozen, the collector stops walking
+    # it. Before, a full collection every few hundred requests stalled one of them for
+    # 100-300 ms (p99 138 ms for pairs at 100 requests/s, p50 6 ms; benchmarks/serve_load.py).
+    gc.collect()
+    gc.freeze()
     host, port = str(cfg.host), int(cfg.port)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {recommender.name} at http://{shown}:{port}/ (API docs at /docs)", flush=True)
