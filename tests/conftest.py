@@ -198,3 +198,20 @@ def rating_steps(model, optimizer, batches) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path):
+    """A quick tiny model (the FAST run, 2 epochs: a few seconds) loaded as `duorec.serve`
+    loads it, trained once per test worker for the service's test files: what it recommends
+    is compared with its own Recommender, so its quality does not matter."""
+    from duorec.serving.recommender import Recommender
+    from duorec.train import train
+
+    root = tmp_path_factory.getbasetemp() / "serve-model"
+    run = root / "run"
+    if not (run / "metrics.json").is_file():
+        cfg = compose_config("train", [*FAST, "trainer.max_epochs=2", "logger=csv"], root)
+        cfg.paths.cache_dir = str(tiny_cache)
+        train(cfg)
+    return Recommender.load(run, run.parent, tiny_cache)

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, compose_config, run_in_process
+from conftest import run_in_process
 from fastapi.testclient import TestClient
 
 from duorec.data.exports import CatalogMatcher, ReadLimits, read_person
@@ -32,28 +32,6 @@ from duorec.serving.recommender import Recommender
 
 # small limits, so the refusals are cheap to provoke
 LIMITS = ReadLimits(max_file_mb=1, max_unzipped_mb=2, max_zip_members=50)
-
-
-def served_run(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Path:
-    """A quick tiny model (the FAST run, 2 epochs: a few seconds), trained once per test worker
-    for both service test files (tests/test_serve_browser.py has the same): what it
-    recommends is compared with its own Recommender, so its quality does not matter."""
-    root = tmp_path_factory.getbasetemp() / "serve-model"
-    run = root / "run"
-    if not (run / "metrics.json").is_file():
-        from duorec.train import train
-
-        cfg = compose_config("train", [*FAST, "trainer.max_epochs=2", "logger=csv"], root)
-        cfg.paths.cache_dir = str(cache)
-        train(cfg)
-    return run
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Recommender:
-    """The model loaded as `duorec.serve` loads it."""
-    run = served_run(tmp_path_factory, tiny_cache)
-    return Recommender.load(run, run.parent, tiny_cache)
 
 
 @pytest.fixture(scope="module")

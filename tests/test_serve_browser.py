@@ -11,10 +11,8 @@ Skipped only when chromium or chromedriver is not installed (.ci/run installs th
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import FAST, compose_config
 
 from duorec.service import create_app
 from duorec.service.server import serve_in_thread
@@ -29,26 +27,6 @@ pytestmark = pytest.mark.skipif(
 )
 NAME = "<b>Ana</b>"  # markup in a name must stay text
 WAIT = 30  # seconds: a loaded CI machine
-
-
-def served_run(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Path:
-    """A quick tiny model (the FAST run, 2 epochs: a few seconds), trained once per test worker
-    for both service test files (tests/test_serve_api.py has the same)."""
-    root = tmp_path_factory.getbasetemp() / "serve-model"
-    run = root / "run"
-    if not (run / "metrics.json").is_file():
-        from duorec.train import train
-
-        cfg = compose_config("train", [*FAST, "trainer.max_epochs=2", "logger=csv"], root)
-        cfg.paths.cache_dir = str(cache)
-        train(cfg)
-    return run
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Recommender:
-    run = served_run(tmp_path_factory, tiny_cache)
-    return Recommender.load(run, run.parent, tiny_cache)
 
 
 @pytest.fixture(scope="module")
