@@ -9,20 +9,17 @@ a model picked by "newest run" is never a surprise. Bound to 127.0.0.1 unless to
 
 from __future__ import annotations
 
-import functools
 import gc
 import ipaddress
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from duorec.cli import fail, friendly_errors
+from duorec.cli import friendly_errors
 from duorec.data.exports import ReadLimits
 from duorec.errors import UsageError
-from duorec.settings import THREADS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 log = logging.getLogger("duorec.serve")
@@ -52,22 +49,6 @@ def check_config(cfg: DictConfig) -> tuple[ReadLimits, Any]:
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
     return limits, options
-
-
-def _threads_checked(main: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
-    """`threads` checked before `friendly_errors` applies it (duorec.settings checks it for
-    the other commands only: a bad value would end in a ValueError traceback there)."""
-
-    @functools.wraps(main)
-    def wrapper(cfg: DictConfig) -> None:
-        value = cfg.get("threads")
-        if not THREADS.accepts(value):
-            fail(
-                "duorec.serve", f"threads={value!r} is not allowed: expected {THREADS.description}"
-            )
-        main(cfg)
-
-    return wrapper
 
 
 def serve(cfg: DictConfig) -> None:
@@ -121,7 +102,6 @@ def _loopback(host: str) -> bool:
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="serve")
-@_threads_checked
 @friendly_errors("duorec.serve")
 def main(cfg: DictConfig) -> None:
     serve(cfg)

@@ -142,7 +142,7 @@ POSITIVE = integer(1)
 # model here would load Lightning before a typo could be reported (a test keeps them equal)
 RANK_BY = ("score", "rating", "watch")
 PAIR_RULE = ("sum", "both")
-ALL = ("prepare", "train", "evaluate", "recommend", "download")
+ALL = ("prepare", "train", "evaluate", "recommend", "download", "serve")
 
 # (key, allowed, the commands whose config has that meaning for the key)
 SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
