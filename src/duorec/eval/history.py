@@ -22,6 +22,11 @@ from duorec.model.ranking_baselines import Ranker
 TEST_HISTORIES = {"train": ("train",), "train_val": ("train", "val")}
 
 
+def split_method(manifest: Mapping[str, Any]) -> str | None:
+    """The prepared data's split method (random, chrono, temporal), None if not recorded."""
+    return (manifest.get("settings", {}).get("split") or {}).get("method")
+
+
 def history_splits(manifest: Mapping[str, Any], opts: Mapping[str, Any]) -> tuple[str, ...]:
     """The splits a person's test-time history is made of (`eval.test_history`).
 
@@ -33,7 +38,7 @@ def history_splits(manifest: Mapping[str, Any], opts: Mapping[str, Any]) -> tupl
     """
     choice = opts.get("test_history") or "auto"
     if choice == "auto":
-        method = (manifest.get("settings", {}).get("split") or {}).get("method", "random")
+        method = split_method(manifest) or "random"
         choice = "train_val" if method in ("chrono", "temporal") else "train"
     if choice not in TEST_HISTORIES:
         raise ValueError(f"unknown eval.test_history {choice!r}: use auto, train or train_val")

@@ -25,19 +25,14 @@ from typing import Any
 import numpy as np
 
 from duorec.data.pairs import Triples
+from duorec.eval.history import split_method
 from duorec.eval.ranking import rank_everyone
-from duorec.eval.scoring import best_difference, memoized, predict_triples
-from duorec.metrics import pair_target, regression_metrics
+from duorec.eval.scoring import best_difference, memoized, pair_errors, predict_triples
 from duorec.model.base import PairRatingModule
 from duorec.model.rating_baselines import RatingBaseline
 from duorec.topk import PairScoreFn
 
 GROUPS = ("known", "newcomers")
-
-
-def split_method(manifest: Mapping[str, Any]) -> str | None:
-    """The prepared data's split method (as `duorec.eval.history.history_splits` reads it)."""
-    return (manifest.get("settings", {}).get("split") or {}).get("method")
 
 
 def known_pairs(
@@ -95,17 +90,9 @@ def group_metrics(
     }
     if len(triples) == 0:
         return out
-    how = model.target
-    truth = pair_target(triples.rating_a, triples.rating_b, how)
     prediction = predict_triples(model, triples)[0]
-    errors = {"model": prediction - truth}
-    rmse = {"model": regression_metrics(prediction, truth, ds.rating_range)["pair_rmse"]}
-    for name, baseline in baselines.items():
-        if name == "popularity":
-            continue
-        guess = baseline.predict_pair(triples.user_a, triples.user_b, triples.movie, how)
-        errors[name] = guess - truth
-        rmse[name] = regression_metrics(guess, truth, ds.rating_range)["pair_rmse"]
+    errors, table = pair_errors(prediction, triples, baselines, model.target, ds.rating_range)
+    rmse = {name: metrics["pair_rmse"] for name, metrics in table.items()}
     for name, value in rmse.items():
         _row(out, name)["pair_rmse"] = value
     out["ci"]["pair_rmse"] = best_difference(errors, rmse, opts, "rmse", False)

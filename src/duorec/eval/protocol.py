@@ -36,8 +36,14 @@ from duorec.eval.groups import group_section
 from duorec.eval.history import at_test_time, history_at_test, split_arrays
 from duorec.eval.known import known_people
 from duorec.eval.ranking import movie_similarity_space, rank_everyone
-from duorec.eval.scoring import best_difference, memoized, model_pair_scorer, predict_triples
-from duorec.metrics import pair_target, regression_metrics
+from duorec.eval.scoring import (
+    best_difference,
+    memoized,
+    model_pair_scorer,
+    pair_errors,
+    predict_triples,
+)
+from duorec.metrics import pair_target
 from duorec.model.base import PairRatingModule
 from duorec.model.ranking_baselines import PAIR_RULES, period_start
 from duorec.model.rating_baselines import RatingBaseline
@@ -65,21 +71,14 @@ def pairs(ev: Evaluation, result: dict[str, Any]) -> None:
     trained for; other targets aggregate the model's individual predictions, exactly as the
     baselines do."""
     model, ds, triples = ev.model, ev.datamodule.dataset, ev.triples
-    regressors = {n: b for n, b in ev.baselines.items() if n != "popularity"}
     pair, own_a, own_b = predict_triples(model, triples)
     for how in ev.opts["targets"]:
-        truth = pair_target(triples.rating_a, triples.rating_b, how)
         prediction = pair if how == model.target else pair_target(own_a, own_b, how)
-        errors = {"model": prediction - truth}
-        table = {"model": regression_metrics(prediction, truth, ds.rating_range)}
-        for name, baseline in regressors.items():
-            guess = baseline.predict_pair(triples.user_a, triples.user_b, triples.movie, how)
-            errors[name] = guess - truth
-            table[name] = regression_metrics(guess, truth, ds.rating_range)
+        errors, table = pair_errors(prediction, triples, ev.baselines, how, ds.rating_range)
         result["targets"][how] = table
         if how == model.target:
             result["test"].update(table["model"])
-            for name in regressors:
+            for name in list(table)[1:]:
                 result["baselines"][name] = dict(table[name])
             rmse = {name: metrics["pair_rmse"] for name, metrics in table.items()}
             result["ci"]["pair_rmse"] = best_difference(errors, rmse, ev.opts, "rmse", False)

@@ -17,8 +17,9 @@ import torch
 
 from duorec.data.datamodule import FixedTripleBatches
 from duorec.data.pairs import Triples
-from duorec.metrics import bootstrap_diff_ci, relevant_by_pair
+from duorec.metrics import bootstrap_diff_ci, pair_target, regression_metrics, relevant_by_pair
 from duorec.model.base import PairRatingModule
+from duorec.model.rating_baselines import RatingBaseline
 from duorec.topk import PairScoreFn
 
 
@@ -100,3 +101,25 @@ def best_difference(
         values["model"], values[best], n_boot=opts["bootstrap"], seed=opts["seed"], stat=stat
     )
     return {"baseline": best, "diff": diff, "low": low, "high": high, "n_boot": opts["bootstrap"]}
+
+
+def pair_errors(
+    prediction: np.ndarray,
+    triples: Triples,
+    baselines: Mapping[str, RatingBaseline],
+    how: str,
+    rating_range: tuple[float, float],
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """Per-triple errors and regression metrics for pair target `how` of the model's
+    `prediction` and of every rating baseline but popularity (which rates nothing), model
+    first: what a pair RMSE table and its bootstrap interval are made of."""
+    truth = pair_target(triples.rating_a, triples.rating_b, how)
+    errors = {"model": prediction - truth}
+    table = {"model": regression_metrics(prediction, truth, rating_range)}
+    for name, baseline in baselines.items():
+        if name == "popularity":
+            continue
+        guess = baseline.predict_pair(triples.user_a, triples.user_b, triples.movie, how)
+        errors[name] = guess - truth
+        table[name] = regression_metrics(guess, truth, rating_range)
+    return errors, table
