@@ -41,7 +41,6 @@ from duorec.data.prepared import PreparedDataset
 from duorec.errors import UsageError
 from duorec.model.base import PairRatingModule
 from duorec.model.foldin import NewRatings
-from duorec.model.fusion import with_rows
 from duorec.reasons import Explainer, Liking, Rater
 from duorec.serving.frames import (
     BATCH_COLUMNS,
@@ -59,7 +58,13 @@ from duorec.serving.requests import (
     check_rank_by,
     check_request,
 )
-from duorec.serving.scores import ModelScores, best_for_group, best_unseen, user_matrix
+from duorec.serving.scores import (
+    ModelScores,
+    best_for_group,
+    best_unseen,
+    movie_matrix,
+    user_matrix,
+)
 
 log = logging.getLogger("duorec.recommend")
 
@@ -96,8 +101,8 @@ class Recommender:
         self.dataset = dataset
         self.index = index if index is not None else ServingIndex(dataset)
         self.source = source  # which run / checkpoint it serves, for a first line
-        self.movie_rows = model.encode_movies()  # the movie tower, once
-        self.movie_vectors = with_rows(self.movie_rows)  # both layouts (`movie_matrix`)
+        self.movie_vectors = movie_matrix(model)  # the movie tower, once, in both layouts
+        self.movie_rows = self.movie_vectors.movie_rows  # the row-major one
         self.watch_vectors = model.encode_watch() if model.needs_watch_vectors else None
         # every person's rating vector, once (`user_matrix`): a tenth of a pair's time over
         # 87k movies (benchmarks/README.md); off by default, the towers then run per call
