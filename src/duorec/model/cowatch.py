@@ -18,12 +18,25 @@ each source movie keeps its `top_n` largest weights (by magnitude) as a sparse r
 person's scores are the sum of the rows of the movies they rated (x_u B), read straight
 from those sparse rows. Catalogues over `max_items` movies are fitted on their most-rated
 `max_items` (as the baseline is); the rest carry no co-watch evidence and score 0.
+
+What comes next (`next_weight`, `next_fraction`). EASE reconstructs a person's whole history
+from itself, so it learns which movies go together, not which come *after* which; a pair asks
+about its future, and a person's later ratings differ from their earlier ones in kind (on
+both MovieLens releases the movies rated last are markedly less popular than the first).
+`fit_next` learns the order: within each person's train ratings, sorted by time, the last
+`next_fraction` are "late" and the rest "early", and B_next = argmin ||X_late - X_early B||^2
++ lam ||B||^2 (the transition half of SLIST, Choi et al. 2021, without its session weights).
+The co-watch weights are then (1 - a) B_ease + a s B_next, s putting both on one scale, and a
+is chosen from the `next_weight` grid on validation by the same individual NDCG as lambda
+(0, in the grid, is EASE alone, so validation can refuse it). Serving, fold-in and the
+checkpoint are unchanged: it is one weight matrix, read as x_u B, as before.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +45,13 @@ import torch
 from torch import nn
 
 from duorec.csr import CSR, csr_rows, ragged_offsets
-from duorec.model.ranking_baselines import EASE, tune
+from duorec.model.ranking_baselines import (
+    EASE,
+    EASE_FLOAT64_MAX_ITEMS,
+    individual_ndcg,
+    spd_inverse,
+    tune,
+)
 
 #: How two people's co-watch scores become the pair's (as the ranking baselines' rules).
 COWATCH_RULES = ("sum", "both")
@@ -48,6 +67,8 @@ class CoWatchFit:
     lam: float
     val_ndcg: list[tuple[float, float]]  # (lambda, individual validation NDCG@k)
     restricted_to: int | None  # movies EASE was fitted on, when the catalogue was cut
+    next_weight: float = 0.0  # the chosen weight of what comes next (0: EASE alone)
+    next_ndcg: list[tuple[float, float]] = field(default_factory=list)  # (weight, val NDCG@k)
 
 
 def fit_cowatch(
@@ -58,12 +79,24 @@ def fit_cowatch(
     lam: Sequence[float] | float,
     max_items: int,
     top_n: int,
+    next_weight: Sequence[float] | float = 0.0,
+    next_fraction: float = 0.2,
     seed: int = 0,
 ) -> CoWatchFit:
-    """EASE on the binary train matrix, lambda tuned on `val`, each row cut to `top_n`."""
+    """EASE on the binary train matrix, lambda tuned on `val`, mixed with what comes next
+    (`fit_next`, its weight tuned on `val`), each row cut to `top_n`.
+
+    `train` and `val` map "user", "movie", "rating" and, for what comes next, "timestamp".
+    """
     grid = [float(v) for v in (lam if isinstance(lam, Sequence) else [lam])]
+    shares = next_weight if isinstance(next_weight, Sequence) else [next_weight]
+    weights = [float(v) for v in shares]
     if top_n < 1:
         raise ValueError(f"model.cowatch.top_n must be >= 1, got {top_n}")
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise ValueError(f"model.cowatch.next_weight must be in [0, 1], got {weights}")
+    if not 0.0 < next_fraction < 1.0:
+        raise ValueError(f"model.cowatch.next_fraction must be in (0, 1), got {next_fraction}")
     if len(grid) == 1:  # nothing to choose: validation is not read
         ease = EASE(lam=grid[0], max_items=max_items)
         ease.fit(train["user"], train["movie"], train["rating"], n_users, n_movies)
@@ -72,7 +105,23 @@ def fit_cowatch(
         maker = lambda v: EASE(lam=v, max_items=max_items)  # noqa: E731
         result = tune(maker, grid, train, val, n_users, n_movies, seed=seed)
         ease, chosen, scores = result.model, result.best, result.ndcg  # type: ignore[assignment]
-    dense, kept = ease.weights, ease.kept_movies
+    mixed, share, next_ndcg = ease.weights, 0.0, []
+    if any(weights):
+        mixed, share, next_ndcg = choose_next(ease, train, val, weights, next_fraction, seed)
+    fit = sparse_rows(mixed, ease.kept_movies, n_movies, top_n)
+    return replace(
+        fit,
+        lam=float(chosen),
+        val_ndcg=[(float(v), float(s)) for v, s in scores],
+        restricted_to=ease.restricted_to,
+        next_weight=share,
+        next_ndcg=next_ndcg,
+    )
+
+
+def sparse_rows(dense: np.ndarray, kept: np.ndarray, n_movies: int, top_n: int) -> CoWatchFit:
+    """Each row of the [K, K] weights over the `kept` movies cut to its `top_n` largest |w|,
+    as CSR arrays over the whole catalogue (lambda and the grids are filled in by the caller)."""
     n = min(top_n, dense.shape[1])
     # per row, the n largest |weights| (in ascending column order, which the scatter ignores)
     columns = np.sort(np.argpartition(-np.abs(dense), n - 1, axis=1)[:, :n], axis=1)
@@ -85,10 +134,106 @@ def fit_cowatch(
         indptr=indptr,
         target=kept[columns].ravel().astype(np.int64),
         weight=values.ravel().astype(np.float32),
-        lam=float(chosen),
-        val_ndcg=[(float(v), float(s)) for v, s in scores],
-        restricted_to=ease.restricted_to,
+        lam=0.0,
+        val_ndcg=[],
+        restricted_to=None,
     )
+
+
+def late_ratings(
+    user: np.ndarray, timestamp: np.ndarray, n_users: int, fraction: float
+) -> np.ndarray:
+    """[N] bool: each person's last ceil(`fraction` x their count) ratings by time.
+
+    Ties in time are ordered by position in the input (a stable sort), so the answer is
+    deterministic; a person with one rating has only a late part, which teaches nothing.
+    """
+    order = np.lexsort((np.arange(len(user)), timestamp, user))
+    counts = np.bincount(user, minlength=n_users)
+    first = np.concatenate([[0], np.cumsum(counts)])[user[order]]
+    position = np.arange(len(order)) - first  # 0 = the person's oldest
+    size = counts[user[order]]
+    late = np.zeros(len(user), dtype=bool)
+    late[order] = position >= size - np.ceil(size * fraction)
+    return late
+
+
+def fit_next(early: sp.csr_matrix, late: sp.csr_matrix, lam: float) -> np.ndarray:
+    """B_next = (E'E + lam I)^-1 E'L [K, K] float32, E, L the binary early and late matrices
+    [n_users, K]: which movies a person goes on to watch, given the ones they watched first.
+
+    The product is formed through the thinner side: (E P)' L when there are fewer people
+    than movies (two sparse-by-dense products), else P (E'L) densely.
+    """
+    n = early.shape[1]
+    dtype = np.float64 if n <= EASE_FLOAT64_MAX_ITEMS else np.float32
+    gram = (early.T @ early).astype(dtype).toarray()
+    gram[np.diag_indices_from(gram)] += lam
+    inverse = spd_inverse(gram)
+    del gram
+    if early.shape[0] < n:
+        through = np.asarray(early.astype(dtype) @ inverse)  # [n_users, K]: E P (P symmetric)
+        out = np.asarray(late.T.astype(dtype) @ through).T
+    else:
+        out = inverse @ (early.T @ late).astype(dtype).toarray()
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def choose_next(
+    ease: EASE,
+    train: Mapping[str, np.ndarray],
+    val: Mapping[str, np.ndarray],
+    weights: Sequence[float],
+    fraction: float,
+    seed: int = 0,
+    sample: int = 1000,
+) -> tuple[np.ndarray, float, list[tuple[float, float]]]:
+    """The co-watch weights (1 - a) B_ease + a s B_next with the best individual validation
+    NDCG over a in `weights` (ties to the earlier), that a, and (a, NDCG) for each.
+
+    B_next is fitted on the movies EASE kept, with EASE's lambda. s = mean |x_u B_ease| /
+    mean |x_u B_next| over a seeded sample of at most `sample` train users: the two matrices
+    answer different questions and come out on different scales, and a is meant as a share.
+    """
+    if "timestamp" not in train:
+        raise ValueError("model.cowatch.next_weight > 0 needs a timestamp per train rating")
+    user, movie = np.asarray(train["user"], np.int64), np.asarray(train["movie"], np.int64)
+    kept = ease.kept_movies
+    column = np.full(ease.n_movies, -1, dtype=np.int64)
+    column[kept] = np.arange(len(kept))
+    inside = column[movie] >= 0
+    late = late_ratings(user, np.asarray(train["timestamp"]), ease.n_users, fraction)
+
+    def binary(rows: np.ndarray) -> sp.csr_matrix:
+        x = sp.csr_matrix(
+            (np.ones(int(rows.sum()), np.float32), (user[rows], column[movie[rows]])),
+            shape=(ease.n_users, len(kept)),
+        )
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        return x
+
+    after = fit_next(binary(inside & ~late), binary(inside & late), ease.lam)
+    everyone = binary(inside)
+    people = np.flatnonzero(np.diff(everyone.indptr))
+    if len(people) > sample:
+        people = np.sort(np.random.default_rng([seed, 0x4E58]).choice(people, sample, False))
+    scale = np.abs(everyone[people] @ ease.weights).mean() / max(
+        float(np.abs(everyone[people] @ after).mean()), 1e-12
+    )
+    best: tuple[float, float, np.ndarray] | None = None
+    scores: list[tuple[float, float]] = []
+    for a in weights:
+        mixed = ease.weights if a == 0 else (1 - a) * ease.weights + (a * scale) * after
+        mixed = mixed.astype(np.float32, copy=False)
+        trial = copy.copy(ease)
+        trial.weights = mixed
+        ndcg = individual_ndcg(trial, train, val, seed=seed)
+        scores.append((float(a), float(ndcg)))
+        if best is None or ndcg > best[0]:
+            best = (ndcg, float(a), mixed)
+    assert best is not None
+    return best[2], best[1], scores
 
 
 class CoWatch(nn.Module):
@@ -253,4 +398,6 @@ def describe(fit: CoWatchFit) -> dict[str, Any]:
         "grid": [{"lam": v, "val_ndcg": s} for v, s in fit.val_ndcg],
         "restricted_to": fit.restricted_to,
         "weights": len(fit.weight),
+        "next_weight": fit.next_weight,
+        "next_grid": [{"weight": a, "val_ndcg": s} for a, s in fit.next_ndcg],
     }

@@ -197,7 +197,7 @@ class DuoModule(PairRatingModule):
             }
             val = dataset.split("val")
             fit = fit_cowatch(
-                {c: train[c].to_numpy() for c in ("user", "movie", "rating")},
+                {c: train[c].to_numpy() for c in ("user", "movie", "rating", "timestamp")},
                 {c: val[c].to_numpy() for c in ("user", "movie", "rating")},
                 dataset.n_users,
                 dataset.n_movies,

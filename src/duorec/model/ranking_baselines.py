@@ -309,7 +309,7 @@ def period_start(part: Mapping[str, np.ndarray], n_users: int) -> np.ndarray:
 # --------------------------------------------------------------------------- EASE
 
 
-def _spd_inverse(g: np.ndarray) -> np.ndarray:
+def spd_inverse(g: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix, overwriting `g` where it can.
 
     Cholesky (potrf + potri) costs n^3 flops against 2n^3 for LU-based `inv`, and works in
@@ -375,7 +375,7 @@ class EASE(Ranker):
         dtype = np.float64 if kept.size <= EASE_FLOAT64_MAX_ITEMS else np.float32
         g = (xk.T @ xk).astype(dtype).toarray()
         g[np.diag_indices_from(g)] += self.lam
-        p = _spd_inverse(g)
+        p = spd_inverse(g)
         del g
         p /= -np.diag(p)[None, :].copy()
         np.fill_diagonal(p, 0.0)
