@@ -3,12 +3,17 @@ ratings given their earlier ones (`duorec.model.cowatch`, "What comes next")."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import compose_config
 
+from duorec.errors import UsageError
 from duorec.model.cowatch import fit_cowatch, fit_next, late_ratings
 from duorec.model.ranking_baselines import EASE
+from duorec.settings import check_settings
 
 
 def test_late_ratings_are_each_persons_latest_share_by_time() -> None:
@@ -116,3 +121,18 @@ def test_no_timestamps_is_refused_in_one_line() -> None:
     del train["timestamp"]
     with pytest.raises(ValueError, match="needs a timestamp"):
         fit_cowatch(train, val, 120, 20, [10.0], 100, 20, next_weight=[0, 0.5])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.cowatch.next_weight=[0,2]",
+        "model.cowatch.next_fraction=1.5",
+        "model.cowatch.next_weight=[]",
+    ],
+)
+def test_bad_settings_fail_before_any_work(override: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [override], tmp_path)
+    key = override.split("=")[0]
+    with pytest.raises(UsageError, match=f"{key}=.* is not allowed"):
+        check_settings(cfg, "train")

@@ -99,6 +99,14 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
         console.print(diversity_table(diversity))
     if result.get("known_people"):
         console.print(known_people_table(result["known_people"]))
+    folded = result.get("known_people", {}).get("newcomers_folded_in")
+    if folded:
+        title = f"newcomers folded in: {folded['protocol']['newcomers']} newcomers, " + (
+            "their ratings before the test period + their N earliest test ratings revealed"
+        )
+        console.print(cold_start_table(folded, title))
+        for line in cold_start_ci_lines(folded, "newcomers folded in"):
+            console.print(line)
     if result.get("cold_start", {}).get("protocol"):
         console.print(cold_start_table(result["cold_start"]))
     for line in cold_start_ci_lines(result.get("cold_start", {})):
@@ -132,11 +140,13 @@ def known_people_table(known: dict[str, Any]) -> Table:
 COLD_COLUMNS = ("pair_rmse", "pair_rmse_cold_cold", "pair_rmse_cold_known", "ndcg@10", "recall@10")
 
 
-def cold_start_table(cold: dict[str, Any]) -> Table:
-    """Cold start: one row per (N revealed, model), the model beside the folded-in baselines."""
+def cold_start_table(cold: dict[str, Any], title: str | None = None) -> Table:
+    """Cold start: one row per (N revealed, model), the model beside the folded-in baselines
+    (also the temporal split's newcomers folded in, under their own `title`)."""
     proto = cold.get("protocol", {})
     table = Table(
-        title=f"cold start: {proto.get('held_out_users')} held-out users, "
+        title=title
+        or f"cold start: {proto.get('held_out_users')} held-out users, "
         f"{proto.get('reveal')} revealed to fold-in"
     )
     for column in ("N", "model", "users", "triples", *COLD_COLUMNS):
@@ -157,7 +167,7 @@ def cold_start_table(cold: dict[str, Any]) -> Table:
     return table
 
 
-def cold_start_ci_lines(cold: dict[str, Any]) -> list[str]:
+def cold_start_ci_lines(cold: dict[str, Any], what: str = "cold start") -> list[str]:
     """Paired-bootstrap lines for each N, and the new-movie RMSEs."""
     lines = []
     for n, block in cold.items():
@@ -172,7 +182,7 @@ def cold_start_ci_lines(cold: dict[str, Any]) -> list[str]:
             )
         for metric, ci in (block.get("ci") or {}).items():
             lines.append(
-                f"cold start {label}: {metric} model - {ci['baseline']} = {ci['diff']:+.4f} "
+                f"{what} {label}: {metric} model - {ci['baseline']} = {ci['diff']:+.4f} "
                 f"[{ci['low']:+.4f}, {ci['high']:+.4f}] (95% paired bootstrap)"
             )
     return lines

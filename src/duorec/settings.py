@@ -103,6 +103,10 @@ def _positive_numbers(value: Any) -> bool:
     )
 
 
+def _reveal_list(value: Any) -> bool:
+    return value is None or value == [] or _positive_integers(value)
+
+
 def _positive_integers(value: Any) -> bool:
     return (
         isinstance(value, list | tuple)
@@ -122,6 +126,12 @@ def _yaml(value: Any) -> str:
     if value is None:
         return "null"
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _shares(value: Any) -> bool:
+    """One share in [0, 1] or a non-empty list of them (None: no co-watch head at all)."""
+    values = value if isinstance(value, list | tuple) else [value]
+    return value is None or (len(values) > 0 and all(_is_number(v) and 0 <= v <= 1 for v in values))
 
 
 def _share(value: Any) -> bool:
@@ -232,6 +242,17 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("eval.relevance_threshold", number(0), ALL),
     ("eval.test_history", one_of("auto", "train", "train_val"), ALL),
     ("eval.known_min_ratings", POSITIVE, ALL),
+    (
+        "eval.newcomer_reveal",
+        Allowed("a list of positive numbers of ratings, or [] (none)", _reveal_list),
+        ALL,
+    ),
+    (
+        "model.cowatch.next_weight",
+        Allowed("a number in [0, 1] or a list of them (chosen on validation)", _shares),
+        ALL,
+    ),
+    ("model.cowatch.next_fraction", Allowed("a number in (0, 1)", _share), ALL),
     ("k", POSITIVE, ("recommend",)),
     ("aggregate", one_of(*AGGREGATES), ("recommend",)),
     ("rank_by", one_of(None, *RANK_BY), ("recommend",)),

@@ -56,15 +56,19 @@ log = logging.getLogger(__name__)
 def reveal_settings(opts: Mapping[str, Any]) -> list[int]:
     """`eval.cold_start.reveal` as a list of positive ints ([] = protocol off)."""
     settings = opts.get("cold_start") or {}
-    reveal = settings.get("reveal") or []
+    return reveal_counts(settings.get("reveal"), "eval.cold_start.reveal")
+
+
+def reveal_counts(reveal: Any, key: str) -> list[int]:
+    """A setting of how many ratings to reveal (one number or a list) as positive ints."""
+    reveal = reveal or []
     if isinstance(reveal, int | float | str):
         reveal = [reveal]
     out = []
     for n in reveal:
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise UsageError(
-                f"eval.cold_start.reveal must be a list of positive numbers of ratings, "
-                f"got {n!r} in {list(reveal)}"
+                f"{key} must be a list of positive numbers of ratings, got {n!r} in {list(reveal)}"
             )
         out.append(int(n))
     return out
@@ -153,7 +157,7 @@ def _held_out_users(
             out[str(n)] = {"n_users": 0}
             log.warning("cold start N=%d: no held-out user has more than %d ratings", n, n)
             continue
-        out[str(n)] = _one_reveal(
+        out[str(n)] = score_reveal(
             model, ds, datamodule, revealed, hidden, tr, bias, ease, popularity, opts
         )
         log.info("cold start N=%d: %s", n, out[str(n)])
@@ -215,7 +219,7 @@ def new_movie_errors(
     return result
 
 
-def _one_reveal(
+def score_reveal(
     model: PairRatingModule,
     ds: PreparedDataset,
     datamodule: PairDataModule,
@@ -226,7 +230,13 @@ def _one_reveal(
     ease: EASE,
     popularity: np.ndarray,
     opts: Mapping[str, Any],
+    known: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
+    """New people folded in from their `revealed` ratings, scored on their `hidden` ones
+    (pairs among them and with `known` people's ratings, the test split by default).
+
+    `train` is the known people's history: their seen movies, the candidates' complement.
+    """
     n_users, n_movies = ds.n_users, ds.n_movies
     people_ids = np.unique(revealed["user"].to_numpy())
     # held-out user i of `people_ids` is user n_users + i in the folded-in model
@@ -243,7 +253,7 @@ def _one_reveal(
         people.append(Person(r_movie[mine], r_rating[mine], timestamps=r_time[mine]))
     folded = model.fold_in(ds, people)
 
-    triples = scored_triples(ds, datamodule, hidden, new_index, opts)
+    triples = scored_triples(ds, datamodule, hidden, new_index, opts, known)
     result: dict[str, Any] = {
         "n_users": len(people_ids),
         "n_revealed": len(revealed),
@@ -321,11 +331,12 @@ def scored_triples(
     hidden: pd.DataFrame,
     new_index: Mapping[int, int],
     opts: Mapping[str, Any],
+    known: pd.DataFrame | None = None,
 ) -> Triples:
     """Pair triples with at least one held-out user: their hidden ratings x (hidden ratings
-    of other held-out users + known users' test ratings); a seeded sample past
-    `data.eval_max_triples`."""
-    test = ds.split("test")
+    of other held-out users + `known` users' ratings, the test split by default); a seeded
+    sample past `data.eval_max_triples`."""
+    test = ds.split("test") if known is None else known
     user = np.concatenate(
         [hidden["user"].map(new_index).to_numpy(np.int64), test["user"].to_numpy(np.int64)]
     )

@@ -6,9 +6,14 @@ numbers twice: for `known` test pairs (both people have at least `eval.known_min
 ratings in their history before the test period, train + validation by default) and for
 the rest, `newcomers`.
 
-Newcomers are scored as the model and the baselines score every test pair: from whatever
-history they have at test time (their validation ratings, if any). Nobody is folded in as in
-the cold-start protocol (`duorec.eval.coldstart`).
+Newcomers are scored twice. First as the model and the baselines score every test pair:
+from whatever history they have at test time (their validation ratings, if any). Then as the
+cold-start protocol scores people who are not in the data (`newcomers_folded_in`, for each N
+of `eval.newcomer_reveal`): each newcomer with more than N test ratings is folded in
+(`duorec.model.foldin`) from everything they rated before the test period plus their N
+earliest test ratings, and scored on their later test ratings, paired with each other and
+with known people's test ratings, beside bias, EASE and popularity folded in the same way
+(`duorec.eval.coldstart.score_reveal`, the same code as the cold-start numbers).
 
 Pair RMSE is that of the `pairs` section (the model's own target, the rating baselines but
 popularity); NDCG / Recall@k that of the `ranking` section (the same scorers, on each group's
@@ -23,13 +28,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import Triples
+from duorec.eval.coldstart import reveal_counts, reveal_earliest, score_reveal
 from duorec.eval.history import split_method
 from duorec.eval.ranking import rank_everyone
 from duorec.eval.scoring import best_difference, memoized, pair_errors, predict_triples
 from duorec.model.base import PairRatingModule
-from duorec.model.rating_baselines import RatingBaseline
+from duorec.model.ranking_baselines import EASE
+from duorec.model.rating_baselines import BiasBaseline, RatingBaseline
 from duorec.topk import PairScoreFn
 
 GROUPS = ("known", "newcomers")
@@ -118,3 +127,68 @@ def group_metrics(
 
 def _row(out: dict[str, Any], name: str) -> dict[str, Any]:
     return out["model"] if name == "model" else out["baselines"].setdefault(name, {})
+
+
+def newcomer_reveal(
+    before: pd.DataFrame, test: pd.DataFrame, newcomers: np.ndarray, n: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(revealed, hidden) for the `newcomers` with more than `n` test ratings: revealed is
+    everything they rated before the test period plus their `n` earliest test ratings (by
+    time, ties by a seeded draw), hidden their later test ratings. Nothing hidden is older
+    than what is revealed, so the fold-in never reads what it is scored on."""
+    first, later = reveal_earliest(test[test["user"].isin(newcomers)], n, seed)
+    folded = first["user"].unique()
+    return pd.concat([before[before["user"].isin(folded)], first]), later
+
+
+def newcomers_folded_in(
+    model: PairRatingModule,
+    datamodule: PairDataModule,
+    history: Mapping[str, np.ndarray],
+    ease: Any,
+    opts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """For each N of `eval.newcomer_reveal`, the temporal split's newcomers folded in from
+    their ratings before the test period and their N earliest test ratings, scored on the
+    rest (`score_reveal`); {} under other splits or with no N.
+
+    `history` is every person's history at test time (train + validation), which decides
+    who is a newcomer and is what known people's candidates exclude; `ease` the tuned EASE
+    ranker of the run (lambda from validation), else one with lambda 200 on train.
+    """
+    ds = datamodule.dataset
+    reveal = reveal_counts(opts.get("newcomer_reveal"), "eval.newcomer_reveal")
+    if split_method(ds.manifest) != "temporal" or not reveal:
+        return {}
+    min_ratings = int(opts.get("known_min_ratings", 5))
+    counts = np.bincount(np.asarray(history["user"], np.int64), minlength=ds.n_users)
+    test = ds.split("test")
+    newcomers = np.flatnonzero(counts < min_ratings)
+    before = ds.ratings[ds.ratings["split"].isin([0, 1])]  # train + validation
+    known = test[~test["user"].isin(newcomers)]
+    train = ds.split("train")
+    tr = {c: train[c].to_numpy() for c in ("user", "movie", "rating")}
+    bias = BiasBaseline(rating_range=ds.rating_range).fit(
+        tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
+    )
+    if not isinstance(ease, EASE):
+        ease = EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
+    popularity = np.bincount(tr["movie"], minlength=ds.n_movies).astype(np.float32)
+    seen = {c: np.asarray(history[c]) for c in ("user", "movie")}
+    out: dict[str, Any] = {
+        "protocol": {
+            "newcomers": int(np.isin(newcomers, test["user"].unique()).sum()),
+            "revealed": "ratings before the test period + the N earliest test ratings",
+            "known_side": "known people's test ratings",
+        }
+    }
+    seed = int(opts["seed"])
+    for n in reveal:
+        revealed, hidden = newcomer_reveal(before, test, newcomers, n, seed)
+        if hidden.empty:
+            out[str(n)] = {"n_users": 0}
+            continue
+        out[str(n)] = score_reveal(
+            model, ds, datamodule, revealed, hidden, seen, bias, ease, popularity, opts, known
+        )
+    return {"newcomers_folded_in": out}

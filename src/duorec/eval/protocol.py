@@ -34,7 +34,7 @@ from duorec.eval.coldstart import cold_start, reveal_settings
 from duorec.eval.fitting import TunedRanker, fit_baselines, fit_rankers
 from duorec.eval.groups import group_section
 from duorec.eval.history import at_test_time, history_at_test, split_arrays
-from duorec.eval.known import known_people
+from duorec.eval.known import known_people, newcomers_folded_in
 from duorec.eval.ranking import movie_similarity_space, rank_everyone
 from duorec.eval.scoring import (
     best_difference,
@@ -128,12 +128,18 @@ def ranking(ev: Evaluation, result: dict[str, Any]) -> None:
 
 
 def known(ev: Evaluation, result: dict[str, Any]) -> None:
-    """Under the temporal split, pairs and ranking for known people apart from newcomers
-    (`duorec.eval.known`); nothing under the other splits."""
+    """Under the temporal split, pairs and ranking for known people apart from newcomers, and
+    newcomers again folded in (`duorec.eval.known`); nothing under the other splits."""
     model, ds = ev.model, ev.datamodule.dataset
     result.update(
         known_people(model, ds, ev.triples, ev.history, ev.baselines, ev.scorers, ev.opts)
     )
+    ease = ev.rankers.get("ease")
+    folded = newcomers_folded_in(
+        model, ev.datamodule, ev.history, ease.model if ease else None, ev.opts
+    )
+    if folded:
+        result["known_people"].update(folded)
 
 
 def groups(ev: Evaluation, result: dict[str, Any]) -> None:
