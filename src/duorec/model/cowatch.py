@@ -186,15 +186,41 @@ def choose_next(
     weights: Sequence[float],
     fraction: float,
     seed: int = 0,
-    sample: int = 1000,
 ) -> tuple[np.ndarray, float, list[tuple[float, float]]]:
-    """The co-watch weights (1 - a) B_ease + a s B_next with the best individual validation
-    NDCG over a in `weights` (ties to the earlier), that a, and (a, NDCG) for each.
+    """The co-watch weights `mix_next` with the best individual validation NDCG over the
+    shares in `weights` (ties to the earlier), that share, and (share, NDCG) for each."""
+    after, scale = next_weights(ease, train, fraction, seed)
+    best: tuple[float, float, np.ndarray] | None = None
+    scores: list[tuple[float, float]] = []
+    for a in weights:
+        trial = copy.copy(ease)
+        trial.weights = mix_next(ease.weights, after, scale, a)
+        ndcg = individual_ndcg(trial, train, val, seed=seed)
+        scores.append((float(a), float(ndcg)))
+        if best is None or ndcg > best[0]:
+            best = (ndcg, float(a), trial.weights)
+    assert best is not None
+    return best[2], best[1], scores
 
-    B_next is fitted on the movies EASE kept, with EASE's lambda. s = mean |x_u B_ease| /
-    mean |x_u B_next| over a seeded sample of at most `sample` train users: the two matrices
-    answer different questions and come out on different scales, and a is meant as a share.
-    """
+
+def mix_next(ease: np.ndarray, after: np.ndarray, scale: float, share: float) -> np.ndarray:
+    """(1 - a) B_ease + a s B_next as float32; a = 0 is B_ease itself."""
+    if share == 0:
+        return ease
+    return ((1 - share) * ease + (share * scale) * after).astype(np.float32, copy=False)
+
+
+def next_weights(
+    ease: EASE,
+    train: Mapping[str, np.ndarray],
+    fraction: float,
+    seed: int = 0,
+    sample: int = 1000,
+) -> tuple[np.ndarray, float]:
+    """(B_next, s): `fit_next` on the movies EASE kept, with EASE's lambda, and the scale s =
+    mean |x_u B_ease| / mean |x_u B_next| over a seeded sample of at most `sample` train
+    users: the two matrices answer different questions and come out on different scales,
+    and the share a of `mix_next` is meant as a share."""
     if "timestamp" not in train:
         raise ValueError("model.cowatch.next_weight > 0 needs a timestamp per train rating")
     user, movie = np.asarray(train["user"], np.int64), np.asarray(train["movie"], np.int64)
@@ -221,19 +247,7 @@ def choose_next(
     scale = np.abs(everyone[people] @ ease.weights).mean() / max(
         float(np.abs(everyone[people] @ after).mean()), 1e-12
     )
-    best: tuple[float, float, np.ndarray] | None = None
-    scores: list[tuple[float, float]] = []
-    for a in weights:
-        mixed = ease.weights if a == 0 else (1 - a) * ease.weights + (a * scale) * after
-        mixed = mixed.astype(np.float32, copy=False)
-        trial = copy.copy(ease)
-        trial.weights = mixed
-        ndcg = individual_ndcg(trial, train, val, seed=seed)
-        scores.append((float(a), float(ndcg)))
-        if best is None or ndcg > best[0]:
-            best = (ndcg, float(a), mixed)
-    assert best is not None
-    return best[2], best[1], scores
+    return after, float(scale)
 
 
 class CoWatch(nn.Module):
