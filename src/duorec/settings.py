@@ -103,6 +103,13 @@ def _positive_numbers(value: Any) -> bool:
     )
 
 
+def _weights(value: Any) -> bool:
+    """A list of numbers >= 0 (or none: nothing to choose)."""
+    return value is None or (
+        isinstance(value, list | tuple) and all(_is_number(v) and v >= 0 for v in value)
+    )
+
+
 def _reveal_list(value: Any) -> bool:
     return value is None or value == [] or _positive_integers(value)
 
@@ -242,6 +249,7 @@ SETTINGS: tuple[tuple[str, Allowed, tuple[str, ...]], ...] = (
     ("eval.relevance_threshold", number(0), ALL),
     ("eval.test_history", one_of("auto", "train", "train_val"), ALL),
     ("eval.known_min_ratings", POSITIVE, ALL),
+    ("eval.recent_weights", Allowed("a list of numbers >= 0, or [] (none)", _weights), ALL),
     (
         "eval.newcomer_reveal",
         Allowed("a list of positive numbers of ratings, or [] (none)", _reveal_list),

@@ -24,6 +24,7 @@ from duorec.eval.foldin_choice import choose_foldin_prior
 from duorec.eval.groups import group_table
 from duorec.eval.protocol import evaluate
 from duorec.eval.rank_weight import choose_rank_rating_weight
+from duorec.eval.recent_level import choose_recent_weight
 from duorec.io import atomic_path
 from duorec.model.base import load_model
 from duorec.report import print_report
@@ -143,11 +144,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def choose_ranking(
     model: Any, datamodule: PairDataModule, eval_opts: dict[str, Any], checkpoint: str
 ) -> dict[str, Any]:
-    """Choose the ranking score's weight and pair rule, and fold-in's prior, on validation;
+    """Choose the recent rating level's weight, the ranking score's weight and pair rule,
+    and fold-in's prior, on validation;
     save them into the best checkpoint (recommend and evaluate read them there); what
     metrics.json records of it."""
     out: dict[str, Any] = {}
     choice: dict[str, Any] = {}
+    recent = choose_recent_weight(model, datamodule, eval_opts)
+    if recent is not None:
+        out["recent_weight"] = recent
+        choice["recent_weight"] = recent["best"]
     chosen = choose_rank_rating_weight(model, datamodule, eval_opts)
     if chosen is not None:
         out["rank_rating_weight"] = chosen

@@ -53,6 +53,9 @@ class Watch:
     watch_negatives: int
     watch_batch: int
     history_rating: bool = False  # SVD++'s implicit term in the rating factors
+    # the weight of a person's recent rating level (HistoryBag.recent_level) in their bias;
+    # 0 while training, chosen on validation after it (duorec.eval.recent_level)
+    recent_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ from torch import nn
 
 from duorec.csr import ragged_offsets
 
+#: The share of a person's newest ratings that says how they rate lately (`recent_level`).
+RECENT_SHARE = 0.2
+
 
 def ragged_positions(start: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Row number and flat position of every element of rows `start[i] : start[i] + len[i]`."""
@@ -76,6 +79,30 @@ class HistoryBag(nn.Module):
         self.indptr = torch.from_numpy(indptr)
         self.movies = torch.from_numpy(movie.astype(np.int64))
         self.centred = torch.from_numpy((rating - means[user]).astype(np.float32))
+
+    def recent_level(self, users: torch.Tensor, share: float = RECENT_SHARE) -> torch.Tensor:
+        """[N] stars: how a person rates lately, against their usual. The mean centred rating
+        of the newest ceil(`share` x n) entries of their bag minus the mean over the bag
+        (0 for an empty bag).
+
+        The bag is newest first, so this is a slice. It follows whatever history the bag holds:
+        train when validating, train + validation at test time, a newcomer's export after
+        fold-in; the ratings it is asked to predict are never in it. A person's later ratings
+        drift from their earlier ones (on both MovieLens releases the ratings after a
+        person's train period are lower than their train mean), and how they rated their most
+        recent movies says which way (docs/time_features.md, "(d)").
+        """
+        start = self.indptr[users]
+        lengths = self.indptr[users + 1] - start
+        recent = torch.ceil(lengths.double() * share).long()
+        row, flat = ragged_positions(start, lengths)
+        values = self.centred[flat].double()
+        is_recent = (flat - start[row]) < recent[row]
+        n = len(users)
+        total = torch.zeros(n, dtype=torch.float64, device=users.device).index_add_(0, row, values)
+        newest = torch.zeros_like(total).index_add_(0, row, values * is_recent)
+        level = newest / recent.clamp(min=1) - total / lengths.clamp(min=1)
+        return level.float()
 
     def forward(
         self, users: torch.Tensor, exclude: torch.Tensor | None = None, watched_only: bool = False

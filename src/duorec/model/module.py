@@ -109,6 +109,9 @@ class DuoModule(PairRatingModule):
         # strength of fold-in's prior on a new person's ids, x the MAP ratio (duorec.model.foldin);
         # chosen on validation after training (duorec.eval.foldin_choice), like the rank weight
         self.foldin_prior = ranking.foldin_prior
+        # how much a person's recent rating level moves their bias; chosen on validation after
+        # training (duorec.eval.recent_level), like the rank weight; 0: not at all
+        self.recent_weight = watch.recent_weight
         # "both would watch": EASE fitted on train in `from_dataset` (cowatch.py says why)
         self.cowatch = CoWatch(n_users, n_movies, *n_cowatch) if n_cowatch[1] else None
         # the whole history (which movies, and how they were rated) feeds the watch factors;
@@ -262,11 +265,17 @@ class DuoModule(PairRatingModule):
     def _rating_vectors(
         self, users: torch.Tensor, exclude: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The tower's rating factors and bias, plus the implicit term with `history_rating`."""
+        """The tower's rating factors and bias, plus the implicit term with `history_rating`,
+        plus `recent_weight` x the person's recent rating level on the bias."""
         out = self.user_tower(users)[:, : self.rating_dim]
-        if self.history_to_rating is None:
-            return out
-        return out + self.rating_history(users, exclude)
+        if self.history_to_rating is not None:
+            out = out + self.rating_history(users, exclude)
+        if self.recent_weight and self.history is not None:
+            shift = (
+                self.recent_weight * self.history.recent_level(users) / (self.r_max - self.r_min)
+            )
+            out = torch.cat([out[:, :-1], out[:, -1:] + shift[:, None]], dim=1)
+        return out
 
     def rating_history(
         self, users: torch.Tensor, exclude: torch.Tensor | None = None
@@ -566,6 +575,8 @@ def check_settings(config: DuoConfig, n_cowatch: tuple[int, int]) -> None:
         )
     if not ranking.foldin_prior > 0:
         raise ValueError(f"foldin_prior must be > 0, got {ranking.foldin_prior}")
+
+
 # which towers get free id factors (towers.add_id_factors); a bool is "both" or "none"
 ID_FACTORS: dict[bool | str, tuple[str, ...]] = {
     "none": (),
