@@ -18,6 +18,7 @@ from duorec.errors import UsageError
 from duorec.eval.history import history_at_test
 from duorec.eval.scoring import predict_triples
 from duorec.metrics import pair_target
+from duorec.model.foldin import Person
 from duorec.model.history import HistoryBag
 from duorec.settings import check_settings
 from duorec.train import train
@@ -127,3 +128,21 @@ def test_a_bad_grid_fails_before_any_work(tmp_path: Path) -> None:
     cfg = compose_config("train", ["eval.recent_weights=[0.2,-1]"], tmp_path)
     with pytest.raises(UsageError, match=r"eval.recent_weights=\[0.2, -1\] is not allowed"):
         check_settings(cfg, "train")
+
+
+def test_a_folded_in_persons_level_follows_their_dates_and_none_without(
+    run: SimpleNamespace,
+) -> None:
+    """Ten ratings falling from 5 to 1 star over time: the newest two (1.4 and 1) are below the
+    mean of 3 by 1.8 stars. The same ratings without dates carry no order, so no level."""
+    model, ds = run.model, run.dataset
+    movies = np.arange(10)
+    ratings = np.linspace(5.0, 1.0, 10)
+    dated = Person(movies, ratings, timestamps=np.arange(10) * 1000)
+    undated = Person(movies, ratings)
+    model.recent_weight = 0.5
+    folded = model.fold_in(ds, [dated, undated])
+    level = folded.model.history.recent_level(torch.as_tensor(folded.users))
+    newest = ratings[-2:].mean() - ratings.mean()
+    torch.testing.assert_close(level, torch.tensor([newest, 0.0], dtype=torch.float32))
+    assert model.history.undated is None  # the trained model itself is untouched

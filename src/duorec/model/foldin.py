@@ -225,12 +225,13 @@ def _extend_history(clone: PairRatingModule, people: Sequence[NewRatings]) -> No
     bag = clone.history
     assert bag is not None
     cap = int(torch.diff(bag.indptr).max()) if len(bag.indptr) > 1 else None
-    rows_movies, rows_centred = [], []
+    rows_movies, rows_centred, undated = [], [], []
     for p in people:
         movies = np.asarray(p.movies, dtype=np.int64)
         ratings = np.asarray(p.ratings, dtype=np.float64)
         centred = ratings - (ratings.mean() if len(ratings) else 0.0)
         when = np.zeros(len(movies)) if p.timestamps is None else np.asarray(p.timestamps, float)
+        undated.append(len(np.unique(when)) < 2)  # one date for all: their order is unknown
         extra = np.setdiff1d(np.asarray(p.watched, dtype=np.int64), movies)
         movies = np.concatenate([movies, extra])
         centred = np.concatenate([centred, np.zeros(len(extra))])
@@ -241,9 +242,14 @@ def _extend_history(clone: PairRatingModule, people: Sequence[NewRatings]) -> No
         rows_movies.append(movies[order])
         rows_centred.append(centred[order].astype(np.float32))
     lengths = torch.tensor([len(m) for m in rows_movies])
+    n_before = len(bag.indptr) - 1
     bag.indptr = torch.cat([bag.indptr, bag.indptr[-1] + torch.cumsum(lengths, 0)])
     bag.movies = torch.cat([bag.movies, torch.from_numpy(np.concatenate(rows_movies))])
     bag.centred = torch.cat([bag.centred, torch.from_numpy(np.concatenate(rows_centred))])
+    # the data's people are dated; the new ones as their files say (HistoryBag.recent_level)
+    before = torch.zeros(n_before, dtype=torch.bool) if bag.undated is None else bag.undated
+    bag.undated = torch.cat([before.cpu(), torch.tensor(undated, dtype=torch.bool)])
+    bag.undated = bag.undated.to(bag.indptr.device)
 
 
 def _extend_cowatch(clone: PairRatingModule, people: Sequence[NewRatings]) -> None:

@@ -41,6 +41,8 @@ class HistoryBag(nn.Module):
         self.register_buffer("indptr", torch.zeros(n_users + 1, dtype=torch.long))
         self.register_buffer("movies", torch.zeros(n_ratings, dtype=torch.long))
         self.register_buffer("centred", torch.zeros(n_ratings))
+        # people whose ratings carry no order (folded in without dates): no recent level
+        self.undated: torch.Tensor | None = None
 
     @property
     def out_dim(self) -> int:
@@ -90,7 +92,8 @@ class HistoryBag(nn.Module):
         fold-in; the ratings it is asked to predict are never in it. A person's later ratings
         drift from their earlier ones (on both MovieLens releases the ratings after a
         person's train period are lower than their train mean), and how they rated their most
-        recent movies says which way (docs/time_features.md, "(d)").
+        recent movies says which way (docs/time_features.md, "(d)"). People folded in
+        without dates (`undated`) have none: 0.
         """
         start = self.indptr[users]
         lengths = self.indptr[users + 1] - start
@@ -102,6 +105,8 @@ class HistoryBag(nn.Module):
         total = torch.zeros(n, dtype=torch.float64, device=users.device).index_add_(0, row, values)
         newest = torch.zeros_like(total).index_add_(0, row, values * is_recent)
         level = newest / recent.clamp(min=1) - total / lengths.clamp(min=1)
+        if self.undated is not None:  # their "newest" would be an arbitrary slice
+            level = level.masked_fill(self.undated[users], 0.0)
         return level.float()
 
     def forward(
