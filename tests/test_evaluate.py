@@ -156,10 +156,12 @@ def test_evaluate_cli_reproduces_the_training_metrics(
     assert len(written) == 1
     metrics = json.loads(written[0].read_text())
     assert metrics["checkpoint"] == str((newest / ckpt.name).resolve())
-    # the rank weight and the fold-in prior are the training run's choices on validation,
-    # saved with the checkpoint, which evaluate reads back rather than choosing again
+    # the rank weight, the fold-in prior and the recent level's weight are the training run's
+    # choices on validation, saved with the checkpoint, which evaluate reads back rather than
+    # choosing again
     trained.pop("rank_rating_weight", None)
     trained.pop("foldin_prior", None)
+    trained.pop("recent_weight", None)
     assert set(trained) <= set(metrics)
     for key in ("test", "baselines", "ci"):
         assert metrics[key], key

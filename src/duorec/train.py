@@ -117,6 +117,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint:
         model = load_model(checkpoint)
         log.info("best checkpoint: %s", checkpoint)
+        # a best checkpoint from before a resume carries the stopped run's choices; the
+        # validation numbers are of the model as trained, and the choices are made again below
+        if hasattr(model, "recent_weight"):
+            model.recent_weight = 0.0
     # validation metrics of the model we keep (the best checkpoint), not of the last epoch
     validated = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
     result: dict[str, Any] = {"val": {k.split("/", 1)[1]: float(v) for k, v in validated.items()}}
