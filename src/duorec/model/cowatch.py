@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,9 +108,11 @@ def fit_cowatch(
     mixed, share, next_ndcg = ease.weights, 0.0, []
     if any(weights):
         mixed, share, next_ndcg = choose_next(ease, train, val, weights, next_fraction, seed)
-    fit = sparse_rows(mixed, ease.kept_movies, n_movies, top_n)
-    return replace(
-        fit,
+    indptr, target, weight = sparse_rows(mixed, ease.kept_movies, n_movies, top_n)
+    return CoWatchFit(
+        indptr=indptr,
+        target=target,
+        weight=weight,
         lam=float(chosen),
         val_ndcg=[(float(v), float(s)) for v, s in scores],
         restricted_to=ease.restricted_to,
@@ -119,9 +121,11 @@ def fit_cowatch(
     )
 
 
-def sparse_rows(dense: np.ndarray, kept: np.ndarray, n_movies: int, top_n: int) -> CoWatchFit:
+def sparse_rows(
+    dense: np.ndarray, kept: np.ndarray, n_movies: int, top_n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row of the [K, K] weights over the `kept` movies cut to its `top_n` largest |w|,
-    as CSR arrays over the whole catalogue (lambda and the grids are filled in by the caller)."""
+    as CSR arrays (indptr, target, weight) over the whole catalogue."""
     n = min(top_n, dense.shape[1])
     # per row, the n largest |weights| (in ascending column order, which the scatter ignores)
     columns = np.sort(np.argpartition(-np.abs(dense), n - 1, axis=1)[:, :n], axis=1)
@@ -130,14 +134,7 @@ def sparse_rows(dense: np.ndarray, kept: np.ndarray, n_movies: int, top_n: int) 
     counts = np.zeros(n_movies, dtype=np.int64)
     counts[kept] = n
     np.cumsum(counts, out=indptr[1:])
-    return CoWatchFit(
-        indptr=indptr,
-        target=kept[columns].ravel().astype(np.int64),
-        weight=values.ravel().astype(np.float32),
-        lam=0.0,
-        val_ndcg=[],
-        restricted_to=None,
-    )
+    return indptr, kept[columns].ravel().astype(np.int64), values.ravel().astype(np.float32)
 
 
 def late_ratings(
