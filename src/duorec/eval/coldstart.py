@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -88,6 +90,40 @@ def reveal_earliest(cold: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame
     return frame[enough & (position < n)], frame[enough & (position >= n)]
 
 
+@dataclass
+class FoldInBaselines:
+    """What the fold-in protocols score beside the model, each fitted on train on first use:
+    the bias model, EASE (`ease`, the run's tuned one, else lambda 200) and popularity.
+    Shared by the cold-start protocol and the temporal split's newcomers
+    (`duorec.eval.known.newcomers_folded_in`)."""
+
+    ds: PreparedDataset
+    tuned_ease: Any = None  # an EASE fitted by the run (lambda from validation), or None
+
+    @cached_property
+    def train(self) -> dict[str, np.ndarray]:
+        frame = self.ds.split("train")
+        return {c: frame[c].to_numpy() for c in ("user", "movie", "rating")}
+
+    @cached_property
+    def bias(self) -> BiasBaseline:
+        tr, ds = self.train, self.ds
+        return BiasBaseline(rating_range=ds.rating_range).fit(
+            tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
+        )
+
+    @cached_property
+    def ease(self) -> EASE:
+        if isinstance(self.tuned_ease, EASE):
+            return self.tuned_ease
+        tr, ds = self.train, self.ds
+        return EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        return np.bincount(self.train["movie"], minlength=self.ds.n_movies).astype(np.float32)
+
+
 def cold_start(
     model: PairRatingModule,
     datamodule: PairDataModule,
@@ -112,16 +148,12 @@ def cold_start(
     new_movies = ds.split("cold_movies")
     if not reveal and new_movies.empty:
         return {}
-    train = ds.split("train")
-    tr = {c: train[c].to_numpy() for c in ("user", "movie", "rating")}
-    bias = BiasBaseline(rating_range=ds.rating_range).fit(
-        tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
-    )
+    base = FoldInBaselines(ds, tuned_ease.model if tuned_ease is not None else None)
     out: dict[str, Any] = {}
     if reveal:
-        out.update(_held_out_users(model, datamodule, opts, tuned_ease, reveal, tr, bias))
+        out.update(_held_out_users(model, datamodule, opts, reveal, base))
     if not new_movies.empty:
-        out["new_movies"] = new_movie_errors(model, datamodule, new_movies, bias, opts)
+        out["new_movies"] = new_movie_errors(model, datamodule, new_movies, base.bias, opts)
         log.info("cold start, new movies: %s", out["new_movies"])
     return {"cold_start": out}
 
@@ -130,17 +162,11 @@ def _held_out_users(
     model: PairRatingModule,
     datamodule: PairDataModule,
     opts: Mapping[str, Any],
-    tuned_ease: Any,
     reveal: list[int],
-    tr: Mapping[str, np.ndarray],
-    bias: BiasBaseline,
+    base: FoldInBaselines,
 ) -> dict[str, Any]:
     ds = datamodule.dataset
     cold = ds.split("cold")
-    ease = tuned_ease.model if tuned_ease is not None else None
-    if not isinstance(ease, EASE):
-        ease = EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
-    popularity = np.bincount(tr["movie"], minlength=ds.n_movies).astype(np.float32)
     seed = int(opts["seed"])
     out: dict[str, Any] = {
         "protocol": {
@@ -157,9 +183,7 @@ def _held_out_users(
             out[str(n)] = {"n_users": 0}
             log.warning("cold start N=%d: no held-out user has more than %d ratings", n, n)
             continue
-        out[str(n)] = score_reveal(
-            model, ds, datamodule, revealed, hidden, tr, bias, ease, popularity, opts
-        )
+        out[str(n)] = score_reveal(model, ds, datamodule, revealed, hidden, base.train, base, opts)
         log.info("cold start N=%d: %s", n, out[str(n)])
     return out
 
@@ -226,18 +250,18 @@ def score_reveal(
     revealed: pd.DataFrame,
     hidden: pd.DataFrame,
     train: Mapping[str, np.ndarray],
-    bias: BiasBaseline,
-    ease: EASE,
-    popularity: np.ndarray,
+    base: FoldInBaselines,
     opts: Mapping[str, Any],
     known: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """New people folded in from their `revealed` ratings, scored on their `hidden` ones
-    (pairs among them and with `known` people's ratings, the test split by default).
+    (pairs among them and with `known` people's ratings, the test split by default), beside
+    `base`'s baselines folded in the same way.
 
     `train` is the known people's history: their seen movies, the candidates' complement.
     """
     n_users, n_movies = ds.n_users, ds.n_movies
+    bias, ease, popularity = base.bias, base.ease, base.popularity
     people_ids = np.unique(revealed["user"].to_numpy())
     # held-out user i of `people_ids` is user n_users + i in the folded-in model
     new_index = dict(

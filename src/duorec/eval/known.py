@@ -32,13 +32,12 @@ import pandas as pd
 
 from duorec.data.datamodule import PairDataModule
 from duorec.data.pairs import Triples
-from duorec.eval.coldstart import reveal_counts, reveal_earliest, score_reveal
+from duorec.eval.coldstart import FoldInBaselines, reveal_counts, reveal_earliest, score_reveal
 from duorec.eval.history import split_method
 from duorec.eval.ranking import rank_everyone
 from duorec.eval.scoring import best_difference, memoized, pair_errors, predict_triples
 from duorec.model.base import PairRatingModule
-from duorec.model.ranking_baselines import EASE
-from duorec.model.rating_baselines import BiasBaseline, RatingBaseline
+from duorec.model.rating_baselines import RatingBaseline
 from duorec.topk import PairScoreFn
 
 GROUPS = ("known", "newcomers")
@@ -166,14 +165,7 @@ def newcomers_folded_in(
     newcomers = np.flatnonzero(counts < min_ratings)
     before = ds.ratings[ds.ratings["split"].isin([0, 1])]  # train + validation
     known = test[~test["user"].isin(newcomers)]
-    train = ds.split("train")
-    tr = {c: train[c].to_numpy() for c in ("user", "movie", "rating")}
-    bias = BiasBaseline(rating_range=ds.rating_range).fit(
-        tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies
-    )
-    if not isinstance(ease, EASE):
-        ease = EASE().fit(tr["user"], tr["movie"], tr["rating"], ds.n_users, ds.n_movies)
-    popularity = np.bincount(tr["movie"], minlength=ds.n_movies).astype(np.float32)
+    base = FoldInBaselines(ds, ease)
     seen = {c: np.asarray(history[c]) for c in ("user", "movie")}
     out: dict[str, Any] = {
         "protocol": {
@@ -188,7 +180,5 @@ def newcomers_folded_in(
         if hidden.empty:
             out[str(n)] = {"n_users": 0}
             continue
-        out[str(n)] = score_reveal(
-            model, ds, datamodule, revealed, hidden, seen, bias, ease, popularity, opts, known
-        )
+        out[str(n)] = score_reveal(model, ds, datamodule, revealed, hidden, seen, base, opts, known)
     return {"newcomers_folded_in": out}
