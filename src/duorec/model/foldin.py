@@ -247,9 +247,8 @@ def _extend_history(clone: PairRatingModule, people: Sequence[NewRatings]) -> No
     bag.movies = torch.cat([bag.movies, torch.from_numpy(np.concatenate(rows_movies))])
     bag.centred = torch.cat([bag.centred, torch.from_numpy(np.concatenate(rows_centred))])
     # the data's people are dated; the new ones as their files say (HistoryBag.recent_level)
-    before = torch.zeros(n_before, dtype=torch.bool) if bag.undated is None else bag.undated
-    bag.undated = torch.cat([before.cpu(), torch.tensor(undated, dtype=torch.bool)])
-    bag.undated = bag.undated.to(bag.indptr.device)
+    before = torch.zeros(n_before, dtype=torch.bool) if bag.undated is None else bag.undated.cpu()
+    bag.undated = torch.cat([before, torch.tensor(undated, dtype=torch.bool)]).to(bag.indptr.device)
 
 
 def _extend_cowatch(clone: PairRatingModule, people: Sequence[NewRatings]) -> None:
